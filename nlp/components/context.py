@@ -1,0 +1,140 @@
+"""Assertion and experiencer: medspaCy's ConText with the project's rules, mapped to FHIR terms.
+
+Every mention in ``doc.spans["clinical"]`` gets
+
+* ``span._.assertion`` — ``present`` · ``absent`` · ``possible`` · ``hypothetical`` · ``historical``;
+* ``span._.subject`` — ``patient`` or ``family`` (with ``span._.relationship``, a v3 RoleCode,
+  and ``span._.onset_age`` when "mother had MI at 52" says so);
+* ``span._.cues`` — the evidence for the decision: each cue's category, text, offsets and rule id.
+
+Precedence when cues disagree: absent > hypothetical > possible > historical. A history cue
+on a chronic condition ("history of hypertension") keeps it present: the patient still has it.
+Section defaults (``sections.json`` ``span_defaults``) apply when no cue decides.
+"""
+
+import re
+from typing import Any
+
+from medspacy.context import ConText, ConTextRule
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from nlp import resources
+from nlp.components.lexicon import SPAN_GROUP
+
+CATEGORY_TO_ASSERTION = {
+    "NEGATED_EXISTENCE": "absent",
+    "HYPOTHETICAL": "hypothetical",
+    "POSSIBLE_EXISTENCE": "possible",
+    "HISTORICAL": "historical",
+}
+PRECEDENCE = ("absent", "hypothetical", "possible", "historical")
+_ONSET_AGE = re.compile(
+    r"^[^.;\n]{0,40}?\b(?:at|age(?:d)?|in (?:his|her|their) )\s*(?:age\s*)?(?P<age>\d{1,3})(?:s\b|\b)", re.I
+)
+
+
+def context_rules() -> list[ConTextRule]:
+    """The ConText rules from ``context_rules.json``; each carries its id in ``metadata``."""
+    rules = []
+    for spec in resources.load("context_rules").rules:
+        rules.append(
+            ConTextRule(
+                spec.literal,
+                spec.category,
+                pattern=spec.pattern,
+                direction=spec.direction,
+                max_scope=spec.max_scope,
+                allowed_types=set(spec.allowed_types) if spec.allowed_types else None,
+                excluded_types=set(spec.excluded_types) if spec.excluded_types else None,
+                terminated_by=set(spec.terminated_by) if spec.terminated_by else None,
+                metadata={"id": spec.id},
+            )
+        )
+    return rules
+
+
+class ClinicalContext:
+    """Runs ConText over the mention group, then decides assertion, subject and cues."""
+
+    def __init__(self, nlp: Language, name: str) -> None:
+        self._context = ConText(
+            nlp,
+            name=f"{name}_medspacy",
+            rules=None,
+            input_span_type="group",
+            span_group_name=SPAN_GROUP,
+            span_attrs=None,
+            prune_on_modifier_overlap=True,
+        )
+        self._context.add(context_rules())
+        self._section_defaults = resources.load("sections").span_defaults
+        self._relationships = resources.load("relationships").relationships
+
+    def __call__(self, doc: Doc) -> Doc:
+        if SPAN_GROUP not in doc.spans or not len(doc.spans[SPAN_GROUP]):
+            return doc
+        self._context(doc)
+        for span in doc.spans[SPAN_GROUP]:
+            self.decide(span)
+        doc._.context_graph = None  # holds Spans; records never need it and it blocks pickling
+        return doc
+
+    def decide(self, span: Span) -> None:
+        doc = span.doc
+        cues: list[dict[str, Any]] = []
+        assertions: set[str] = set()
+        family_cue: Span | None = None
+        for modifier in span._.modifiers:
+            start, end = modifier.modifier_span
+            cue = doc[start:end]
+            category = modifier.category
+            cues.append({"category": category.lower(), "text": cue.text, "start": cue.start_char,
+                         "end": cue.end_char, "rule": (modifier.rule.metadata or {}).get("id", modifier.rule.literal)})
+            if category == "FAMILY":
+                family_cue = cue
+            elif category in CATEGORY_TO_ASSERTION:
+                assertions.add(CATEGORY_TO_ASSERTION[category])
+        if assertions == {"historical"} and span._.chronic:
+            assertions.clear()  # "history of hypertension": a chronic condition is still present
+        section = span._.section_category
+        defaults = self._section_defaults.get(section or "", {})
+        assertion = next((a for a in PRECEDENCE if a in assertions), None)
+        if assertion is None and "assertion" in defaults:
+            assertion = defaults["assertion"]
+            cues.append({"category": "section", "text": section, "start": None, "end": None, "rule": f"section:{section}"})
+        subject = "patient"
+        if family_cue is not None or defaults.get("subject") == "family":
+            subject = "family"
+            if family_cue is None:
+                cues.append({"category": "section", "text": section, "start": None, "end": None,
+                             "rule": f"section:{section}"})
+            span._.relationship = self._relationship(family_cue if family_cue is not None else span.sent)
+            span._.onset_age = self._onset_age(span)
+        span._.assertion = assertion or "present"
+        span._.subject = subject
+        span._.cues = tuple(cues)
+
+    def _relationship(self, where: Span) -> str:
+        for token in where:
+            rel = self._relationships.get(token.lower_)
+            if rel is not None:
+                return rel.code
+        return "FAMMEMB"
+
+    @staticmethod
+    def _onset_age(span: Span) -> int | None:
+        tail = span.doc.text[span.end_char : span.sent.end_char]
+        m = _ONSET_AGE.match(tail)
+        if m and 0 < int(m["age"]) < 120:
+            return int(m["age"])
+        return None
+
+
+@Language.factory(
+    "clinical_context",
+    requires=["doc.spans"],
+    assigns=["span._.assertion", "span._.subject", "span._.cues"],
+)
+def make_clinical_context(nlp: Language, name: str) -> ClinicalContext:
+    return ClinicalContext(nlp, name)

@@ -1,0 +1,54 @@
+"""Every ``._`` attribute the pipeline sets, declared once.
+
+Components write these; only :func:`nlp.records.doc_to_record` reads them.
+medspaCy declares its own (``section_category``, ``is_negated`` …, ``modifiers``); we keep
+those as they are and add ours here.
+"""
+
+from __future__ import annotations
+
+from spacy.tokens import Doc, Span
+
+_SPAN_EXTENSIONS: dict[str, object] = {
+    # a chronic condition (stays present after a history cue: "history of hypertension")
+    "chronic": False,
+    # provenance: which component found the mention ("lexicon:icd10cm", "abbreviation", "target")
+    "source": None,
+    # codes as a tuple of (system, code, display, score)
+    "codes": (),
+    # medication attributes: {"strength": {...}, "route": {...}, ...}
+    "med_attrs": None,
+    # experiencer relation for family mentions ("MTH", "FTH", ... "FAMMEMB") and onset age
+    "relationship": None,
+    "onset_age": None,
+    # the assertion decision: (assertion, subject, [cue dicts])
+    "assertion": "present",
+    "subject": "patient",
+    "cues": (),
+    # the long form when the mention is an abbreviation ("HTN" -> "hypertension")
+    "expansion": None,
+    "score": 1.0,
+    # caller-supplied character range for targets mode when it is finer than the tokens
+    "char_range": None,
+}
+
+_DOC_EXTENSIONS: dict[str, object] = {
+    "note_id": None,
+    "patient_id": None,
+    "targets_mode": False,
+    # relations as (type, (from_start, from_end), (to_start, to_end), score, method) char offsets
+    "relations": (),
+}
+
+
+def register() -> None:
+    """Declare the extensions (idempotent; called when the package is imported)."""
+    for name, default in _SPAN_EXTENSIONS.items():
+        if not Span.has_extension(name):
+            Span.set_extension(name, default=default)
+    for name, default in _DOC_EXTENSIONS.items():
+        if not Doc.has_extension(name):
+            Doc.set_extension(name, default=default)
+
+
+register()

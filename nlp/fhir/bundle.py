@@ -1,0 +1,255 @@
+"""NoteRecord → FHIR R4 Bundle (type ``collection``), a pure function of the record."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from nlp.errors import InputError
+from nlp.records import Mention, NoteRecord
+
+BASE = "https://notes2fhir.org/fhir"
+EVIDENCE_URL = f"{BASE}/StructureDefinition/nlp-evidence"
+NOTE_ID_SYSTEM = f"{BASE}/sid/note-id"
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
+
+CODE_SYSTEMS = {
+    "icd10cm": "http://hl7.org/fhir/sid/icd-10-cm",
+    "hpo": "http://purl.obolibrary.org/obo/hp.owl",
+    "drugbank": "http://www.drugbank.ca",
+    "snomedct": "http://snomed.info/sct",
+    "mesh": "http://id.nlm.nih.gov/mesh",
+}
+VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+ALLERGY_VER = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+TIMING_CODE = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+UCUM = "http://unitsofmeasure.org"
+SNOMED = "http://snomed.info/sct"
+
+CONDITION_VERIFICATION = {
+    "present": "confirmed",
+    "absent": "refuted",
+    "possible": "provisional",
+    "hypothetical": "unconfirmed",
+    "historical": "confirmed",
+}
+MEDICATION_STATUS = {
+    "present": "active",
+    "absent": "not-taken",
+    "possible": "unknown",
+    "hypothetical": "intended",
+    "historical": "stopped",
+}
+MEDICATION_LABELS = {"DRUG", "DRUG_CLASS"}
+ALLERGY_SECTIONS = {"allergies"}
+
+
+def resource_id(note_id: str, kind: str, start: int | None, end: int | None) -> str:
+    """Deterministic id: the same note gives the same ids on every run."""
+    return str(uuid.uuid5(NAMESPACE, f"{note_id}|{kind}|{start}|{end}"))
+
+
+def _coding(code: Any) -> dict[str, Any]:
+    coding = {"system": CODE_SYSTEMS.get(code.system, code.system), "code": code.code}
+    if code.display:
+        coding["display"] = code.display
+    return coding
+
+
+def _concept(mention: Mention) -> dict[str, Any]:
+    concept: dict[str, Any] = {"text": mention.text}
+    if mention.codes:
+        concept["coding"] = [_coding(c) for c in mention.codes]
+    return concept
+
+
+def _evidence(record: NoteRecord, mention: Mention, *, suspect: Mention | None = None) -> dict[str, Any]:
+    subs: list[dict[str, Any]] = [
+        {"url": "noteId", "valueString": record.note_id},
+        {"url": "start", "valueInteger": mention.start},
+        {"url": "end", "valueInteger": mention.end},
+        {"url": "text", "valueString": mention.text},
+    ]
+    if mention.section:
+        subs.append({"url": "section", "valueString": mention.section})
+    subs += [
+        {"url": "assertion", "valueCode": mention.assertion},
+        {"url": "confidence", "valueDecimal": mention.score},
+        {"url": "method", "valueString": f"{mention.source}; {record.pipeline}"},
+    ]
+    for cue in mention.cues:
+        where = f" [{cue.start}:{cue.end}]" if cue.start is not None else ""
+        subs.append({"url": "cue", "valueString": f"{cue.category} {cue.rule}: {cue.text}{where}"})
+    if suspect is not None:
+        subs += [{"url": "suspectStart", "valueInteger": suspect.start},
+                 {"url": "suspectEnd", "valueInteger": suspect.end}]
+    return {"url": EVIDENCE_URL, "extension": subs}
+
+
+def _cc(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    coding = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+def _condition(record: NoteRecord, m: Mention, subject: dict[str, str]) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Condition", "extension": [_evidence(record, m)]}
+    if m.assertion != "absent":
+        res["clinicalStatus"] = _cc(CLINICAL_STATUS, "resolved" if m.assertion == "historical" else "active")
+    res["verificationStatus"] = _cc(VER_STATUS, CONDITION_VERIFICATION[m.assertion])
+    res["code"] = _concept(m)
+    res["subject"] = subject
+    return res
+
+
+def _family_history(record: NoteRecord, m: Mention, patient: dict[str, str]) -> dict[str, Any]:
+    relationship = m.relationship or "FAMMEMB"
+    condition: dict[str, Any] = {"code": _concept(m)}
+    if m.onset_age is not None:
+        condition["onsetAge"] = {"value": m.onset_age, "unit": "a", "system": UCUM, "code": "a"}
+    return {
+        "resourceType": "FamilyMemberHistory",
+        "extension": [_evidence(record, m)],
+        "status": "partial",
+        "patient": patient,
+        "relationship": _cc(ROLE_CODE, relationship),
+        "condition": [condition],
+    }
+
+
+def _dosage(m: Mention) -> dict[str, Any] | None:
+    attrs = m.attributes
+    if not attrs:
+        return None
+    parts = [a for a in attrs.values() if isinstance(a.get("start"), int)]
+    dosage: dict[str, Any] = {}
+    if parts:
+        dosage["text"] = " ".join(a["text"] for a in sorted(parts, key=lambda a: a["start"]))
+    if "route" in attrs:
+        dosage["route"] = {"coding": [{"system": SNOMED, "code": attrs["route"]["code"],
+                                       "display": attrs["route"]["display"]}], "text": attrs["route"]["text"]}
+    if "frequency" in attrs:
+        freq = attrs["frequency"]
+        code: dict[str, Any] = {"text": freq["text"]}
+        if freq.get("code"):
+            code["coding"] = [{"system": TIMING_CODE, "code": freq["code"], "display": freq["display"]}]
+        dosage["timing"] = {"code": code}
+    if "prn" in attrs:
+        if "indication" in attrs:
+            dosage["asNeededCodeableConcept"] = {"text": attrs["indication"]["text"]}
+        else:
+            dosage["asNeededBoolean"] = True
+    quantity = attrs.get("dose") or attrs.get("strength")
+    if quantity is not None:
+        dosage["doseAndRate"] = [{"doseQuantity": {"value": quantity["value"], "unit": quantity["unit"],
+                                                   "system": UCUM, "code": quantity["unit"]}}]
+    return dosage or None
+
+
+def _medication(record: NoteRecord, m: Mention, subject: dict[str, str]) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "MedicationStatement",
+        "extension": [_evidence(record, m)],
+        "status": MEDICATION_STATUS[m.assertion],
+        "medicationCodeableConcept": _concept(m),
+        "subject": subject,
+    }
+    if (dosage := _dosage(m)) is not None:
+        res["dosage"] = [dosage]
+    return res
+
+
+def _allergy(record: NoteRecord, m: Mention, patient: dict[str, str], reactions: list[Mention]) -> dict[str, Any]:
+    refuted = m.assertion == "absent"
+    res: dict[str, Any] = {"resourceType": "AllergyIntolerance", "extension": [_evidence(record, m)]}
+    if not refuted:
+        res["clinicalStatus"] = _cc(ALLERGY_CLINICAL, "active")
+    res["verificationStatus"] = _cc(ALLERGY_VER, "refuted" if refuted else "confirmed")
+    if m.label == "NO_KNOWN_ALLERGY":
+        res["code"] = {"coding": [{"system": SNOMED, "code": "409137002", "display": "No known drug allergy"}],
+                       "text": m.text}
+    else:
+        res["category"] = ["medication"]
+        res["code"] = _concept(m)
+    res["patient"] = patient
+    if reactions and m.label != "NO_KNOWN_ALLERGY":
+        res["reaction"] = [{"manifestation": [_concept(r) for r in reactions]}]
+    return res
+
+
+def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, Any]:
+    """The FHIR R4 Bundle for one record, as a JSON-ready dict.
+
+    Args:
+        record: an annotated note (not an error record).
+        timestamp: ``Bundle.timestamp`` (default: now, UTC). Everything else is a pure function
+            of the record, so the same note gives byte-identical bundles apart from this.
+
+    Raises:
+        InputError: the record is an error record (it has nothing to map).
+    """
+    if record.error is not None:
+        raise InputError(f"note {record.note_id} was not annotated ({record.error.code})", code="error_record")
+    entries: list[dict[str, Any]] = []
+    if record.patient_id:
+        patient = {"reference": f"Patient/{record.patient_id}"}
+    else:
+        pid = resource_id(record.note_id, "Patient", None, None)
+        patient = {"reference": f"urn:uuid:{pid}"}
+        entries.append({"fullUrl": f"urn:uuid:{pid}", "resource": {"resourceType": "Patient", "id": pid}})
+
+    by_id = {m.id: m for m in record.mentions}
+    reactions_of: dict[str, list[Mention]] = {}
+    reaction_ids: set[str] = set()
+    for rel in record.relations:
+        if rel.type == "allergy_reaction":
+            reactions_of.setdefault(rel.source_id, []).append(by_id[rel.target_id])
+            reaction_ids.add(rel.target_id)
+
+    for m in record.mentions:
+        in_allergies = m.section in ALLERGY_SECTIONS
+        if m.label == "NO_KNOWN_ALLERGY" or (m.label in MEDICATION_LABELS and in_allergies):
+            res = _allergy(record, m, patient, reactions_of.get(m.id, []))
+        elif m.label in MEDICATION_LABELS:
+            res = _medication(record, m, patient)
+        elif m.label == "PROBLEM" and m.id in reaction_ids:
+            continue  # a reaction inside its AllergyIntolerance, not a condition of its own
+        elif m.subject == "family":
+            res = _family_history(record, m, patient)
+        else:
+            res = _condition(record, m, patient)
+        rid = resource_id(record.note_id, res["resourceType"], m.start, m.end)
+        entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": {"resourceType": res.pop("resourceType"),
+                                                                    "id": rid, **res}})
+    return {
+        "resourceType": "Bundle",
+        "id": resource_id(record.note_id, "Bundle", None, None),
+        "identifier": {"system": NOTE_ID_SYSTEM, "value": record.note_id},
+        "type": "collection",
+        "timestamp": timestamp or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "entry": entries,
+    }
+
+
+def error_outcome(record: NoteRecord) -> dict[str, Any]:
+    """An OperationOutcome for a note that could not be annotated (never contains its text)."""
+    assert record.error is not None
+    return {
+        "resourceType": "OperationOutcome",
+        "id": resource_id(record.note_id, "OperationOutcome", None, None),
+        "extension": [{"url": EVIDENCE_URL, "extension": [{"url": "noteId", "valueString": record.note_id}]}],
+        "issue": [{"severity": "error", "code": "invalid", "details": {"text": record.error.code},
+                   "diagnostics": record.error.message}],
+    }
+
+
+def validate(bundle: dict[str, Any]) -> None:
+    """Validate a bundle with ``fhir.resources.R4B`` (structural; raises on the first problem)."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    Bundle.model_validate(bundle)

@@ -1,0 +1,273 @@
+"""``load(name)`` → :class:`Pipeline`: the spaCy pipeline plus input checks and record output."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+import nlp.extensions  # noqa: F401  (declares the ._ attributes)
+from nlp import resources
+from nlp.components import (  # noqa: F401  (registers the factories)
+    abbreviations,
+    allergies,
+    context,
+    lexicon,
+    medication,
+    sections,
+    sentences,
+)
+from nlp.components.lexicon import SPAN_GROUP
+from nlp.components.tokenizer import build_tokenizer
+from nlp.errors import InputError, ModelNotFoundError
+from nlp.records import NoteRecord, doc_to_record, error_record
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+DEFAULT_MAX_CHARS = 100_000
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "notes2fhir"
+
+# name -> ordered spaCy components (factory names); the mention producers are marked
+PIPELINES: dict[str, tuple[str, ...]] = {
+    "default": (
+        "clinical_sentences",
+        "clinical_sections",
+        "clinical_abbreviations",
+        "clinical_lexicon",
+        "clinical_medication",
+        "clinical_context",
+        "clinical_allergies",
+    ),
+}
+PIPELINES["lexicon"] = PIPELINES["default"]
+MENTION_PRODUCERS = {"clinical_lexicon"}
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+NoteInput = Union[str, tuple[str, str], Mapping[str, Any]]
+Target = tuple[int, int, str]
+
+
+def validate_text(text: object, max_chars: int) -> str:
+    """Return ``text`` if it can be annotated, else raise a coded :class:`InputError`."""
+    if not isinstance(text, str):
+        raise InputError(f"note text must be a string, not {type(text).__name__}", code="invalid_type")
+    if not text.strip():
+        raise InputError("note text is empty or whitespace only", code="empty_text")
+    if len(text) > max_chars:
+        raise InputError(f"note has {len(text)} characters; the limit is {max_chars}", code="text_too_long")
+    if "\x00" in text:
+        raise InputError(f"note contains a NUL character at offset {text.index(chr(0))}", code="nul_byte")
+    if m := _SURROGATE.search(text):
+        raise InputError(f"note contains a lone surrogate at offset {m.start()}", code="lone_surrogate")
+    return text
+
+
+def default_note_id(text: str) -> str:
+    return "note-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    name: str
+    version: str
+    fingerprint: str
+    components: tuple[str, ...]
+    labels: tuple[str, ...]
+    max_chars: int
+
+    @property
+    def id(self) -> str:
+        return f"notes2fhir-{self.name}@{self.version}"
+
+
+class Pipeline:
+    """A loaded pipeline. Thread-compatible for reads; one per process for throughput."""
+
+    def __init__(self, name: str, nlp: Language, *, max_chars: int, cache_dir: Path | None) -> None:
+        self.name = name
+        self.nlp = nlp
+        self.max_chars = max_chars
+        self.cache_dir = cache_dir
+        fp = hashlib.sha256((VERSION + name + resources.fingerprint()).encode()).hexdigest()[:12]
+        self.info = PipelineInfo(
+            name=name,
+            version=VERSION,
+            fingerprint=fp,
+            components=tuple(nlp.pipe_names),
+            labels=("PROBLEM", "DRUG", "DRUG_CLASS", "NO_KNOWN_ALLERGY"),
+            max_chars=max_chars,
+        )
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def warm_up(self) -> Pipeline:
+        """Load lazy resources (the terminology) now rather than on the first note."""
+        self.nlp.get_pipe("clinical_lexicon").terminology  # noqa: B018
+        return self
+
+    # ------------------------------------------------------------------ single note
+    def annotate_doc(self, text: str, *, note_id: str | None = None, patient_id: str | None = None,
+                     targets: Sequence[Target] | None = None) -> Doc:
+        """Run the pipeline and return the annotated spaCy Doc (raises :class:`InputError`)."""
+        validate_text(text, self.max_chars)
+        doc = self.nlp.make_doc(text)
+        doc._.note_id = note_id if note_id is not None else default_note_id(text)
+        doc._.patient_id = patient_id
+        if targets is not None:
+            checked = _check_targets(targets, len(text))
+            doc._.targets_mode = True
+        for name, proc in self.nlp.pipeline:
+            if targets is not None and name in MENTION_PRODUCERS:
+                self._inject_targets(doc, checked)
+                continue
+            doc = proc(doc)
+        return doc
+
+    def annotate(self, text: str, *, note_id: str | None = None, patient_id: str | None = None,
+                 targets: Sequence[Target] | None = None) -> NoteRecord:
+        """Annotate one note.
+
+        Args:
+            text: the note.
+            note_id: its id (default: a hash of the text).
+            patient_id: carried into the record and the FHIR ``subject``.
+            targets: ``[(start, end, label), ...]`` to assert, code and section exactly these
+                spans instead of finding mentions.
+
+        Raises:
+            InputError: empty, too long, NUL, lone surrogate, or invalid targets.
+        """
+        doc = self.annotate_doc(text, note_id=note_id, patient_id=patient_id, targets=targets)
+        return doc_to_record(doc, pipeline=self.id)
+
+    def _inject_targets(self, doc: Doc, targets: list[Target]) -> None:
+        spans = []
+        for start, end, label in targets:
+            span = doc.char_span(start, end, label=label, alignment_mode="expand")
+            if span is None:
+                raise InputError(f"target ({start}, {end}) covers no token", code="invalid_targets")
+            span._.source = "target"
+            if (span.start_char, span.end_char) != (start, end):
+                span._.char_range = (start, end)
+            spans.append(span)
+        self.nlp.get_pipe("clinical_lexicon").code_spans(spans)
+        doc.spans[SPAN_GROUP] = spans
+
+    # ------------------------------------------------------------------ many notes
+    def annotate_many(self, notes: Iterable[NoteInput], *, n_process: int = 1,
+                      batch_size: int = 8) -> Iterator[NoteRecord]:
+        """Annotate many notes; yields one record per note, in input order.
+
+        A bad note yields an error record (``record.error``) instead of raising. Notes are
+        ``str``, ``(note_id, text)`` or ``{"id"|"note_id", "text", "patient_id"?}``. With
+        ``n_process > 1`` worker processes exchange records, never Docs.
+        """
+        if n_process <= 1:
+            for item in notes:
+                yield self._annotate_safely(item)
+            return
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(n_process, initializer=_init_worker,
+                      initargs=(self.name, self.max_chars, self.cache_dir)) as pool:
+            yield from pool.imap(_worker_annotate, notes, chunksize=max(1, batch_size))
+
+    def _annotate_safely(self, item: NoteInput) -> NoteRecord:
+        note_id, text, patient_id = "unknown", None, None
+        try:
+            note_id, text, patient_id = _unpack(item)
+            return self.annotate(text, note_id=note_id, patient_id=patient_id)
+        except InputError as exc:
+            return error_record(note_id, exc.code, exc.message, pipeline=self.id, text=text, patient_id=patient_id)
+        except Exception as exc:  # one crashing note must not stop a batch
+            log.exception("note %s failed", note_id)
+            return error_record(note_id, "internal_error", f"{type(exc).__name__} while annotating",
+                                pipeline=self.id, text=text, patient_id=patient_id)
+
+
+def _unpack(item: NoteInput) -> tuple[str, Any, str | None]:
+    if isinstance(item, str):
+        return default_note_id(item), item, None
+    if isinstance(item, tuple) and len(item) == 2:
+        return str(item[0]), item[1], None
+    if isinstance(item, Mapping):
+        note_id = item.get("id", item.get("note_id"))
+        text = item.get("text")
+        patient_id = item.get("patient_id")
+        if note_id is None:
+            note_id = default_note_id(text) if isinstance(text, str) else "unknown"
+        return str(note_id), text, None if patient_id is None else str(patient_id)
+    raise InputError(f"cannot read a note from {type(item).__name__}", code="malformed_record")
+
+
+def _check_targets(targets: Sequence[Target], length: int) -> list[Target]:
+    checked = []
+    for target in targets:
+        try:
+            start, end, label = target
+        except (TypeError, ValueError):
+            raise InputError("each target must be (start, end, label)", code="invalid_targets") from None
+        if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str) and label):
+            raise InputError("target start/end must be integers and label a non-empty string",
+                             code="invalid_targets")
+        if not 0 <= start < end <= length:
+            raise InputError(f"target ({start}, {end}) is outside the note (0, {length})", code="invalid_targets")
+        checked.append((start, end, label))
+    return checked
+
+
+_WORKER: Pipeline | None = None
+
+
+def _init_worker(name: str, max_chars: int, cache_dir: Path | None) -> None:
+    global _WORKER
+    _WORKER = load(name, max_chars=max_chars, cache_dir=cache_dir).warm_up()
+
+
+def _worker_annotate(item: NoteInput) -> NoteRecord:
+    assert _WORKER is not None
+    return _WORKER._annotate_safely(item)
+
+
+def build_nlp(name: str, cache_dir: Path | None) -> Language:
+    """The spaCy ``Language`` for a named pipeline."""
+    if name not in PIPELINES:
+        raise ModelNotFoundError(f"unknown pipeline {name!r}; available: {sorted(PIPELINES)}")
+    nlp = spacy.blank("en")
+    nlp.tokenizer = build_tokenizer(nlp)
+    for component in PIPELINES[name]:
+        config = {"cache_dir": str(cache_dir) if cache_dir else None} if component == "clinical_lexicon" else {}
+        nlp.add_pipe(component, config=config)
+    nlp.max_length = DEFAULT_MAX_CHARS * 10
+    return nlp
+
+
+def load(name: str = "default", *, max_chars: int = DEFAULT_MAX_CHARS,
+         cache_dir: Path | str | None = DEFAULT_CACHE_DIR) -> Pipeline:
+    """Load a pipeline by name.
+
+    Args:
+        name: ``"default"`` (see :data:`PIPELINES`).
+        max_chars: per-note limit; longer notes are input errors, never truncated.
+        cache_dir: where the built terminology is cached (``None``: build in memory each time).
+    """
+    if max_chars <= 0 or max_chars > DEFAULT_MAX_CHARS * 10:
+        raise InputError(f"max_chars must be in 1..{DEFAULT_MAX_CHARS * 10}", code="invalid_config")
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else None
+    started = time.perf_counter()
+    pipe = Pipeline(name, build_nlp(name, cache), max_chars=max_chars, cache_dir=cache)
+    log.info("pipeline %s built in %.2fs", pipe.id, time.perf_counter() - started)
+    return pipe
