@@ -18,10 +18,10 @@ from nlp.errors import Notes2FhirError
 SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples"
 
 
-def _print_table(rows: list[list[Any]], header: list[str], file: Any = sys.stdout) -> None:
+def _print_table(rows: list[list[Any]], header: list[str]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     for row in (header, ["-" * w for w in widths], *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip(), file=file)
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:

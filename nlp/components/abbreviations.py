@@ -5,8 +5,13 @@ A thin adapter over scispaCy's :class:`~scispacy.abbreviation.AbbreviationDetect
 ``span._.long_form``). The lexicon then gives each short form the concept of its long form.
 """
 
+import warnings
+
 from scispacy.abbreviation import AbbreviationDetector
 from spacy.language import Language
+
+# scispaCy's global matcher is empty until a note defines an abbreviation; spaCy warns on every call
+warnings.filterwarnings("ignore", message=r"\[W036\].*'matcher'")
 
 
 @Language.factory("clinical_abbreviations", assigns=["doc._.abbreviations"])

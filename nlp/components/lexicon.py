@@ -14,6 +14,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from nlp import resources, terminology
+from nlp.components import tokenizer as tokenizer_module
 from nlp.terminology import Concept, Terminology
 
 SPAN_GROUP = "clinical"
@@ -39,7 +40,9 @@ class LexiconMatcher:
     @property
     def terminology(self) -> Terminology:
         if self._terminology is None:
-            tokenizer_fp = hashlib.sha256(resources.read_text("tokenizer").encode()).hexdigest()[:16]
+            # the rules and the code that applies them: either changes how terms are split
+            rules = resources.read_text("tokenizer").encode() + Path(tokenizer_module.__file__).read_bytes()
+            tokenizer_fp = hashlib.sha256(rules).hexdigest()[:16]
             self._terminology = terminology.load(
                 self._tokenize, sources=self.sources, tokenizer_fingerprint=tokenizer_fp, cache_dir=self.cache_dir
             )

@@ -26,7 +26,8 @@ def section_rules(nlp: Language) -> list[SectionRule]:
             words = [{"LOWER": t.lower_} for t in nlp.tokenizer(header)]
             rules.append(SectionRule(header, category, pattern=[*words, _HEADER_END]))
             # "Home Medications (verified):", "Labs (drawn 04/09/2025):"
-            rules.append(SectionRule(header, category, pattern=[*words, *_QUALIFIER, _HEADER_END]))
+            # (medspaCy keys rules by literal, so the variant needs its own)
+            rules.append(SectionRule(f"{header} (…)", category, pattern=[*words, *_QUALIFIER, _HEADER_END]))
     return rules
 
 

@@ -21,8 +21,13 @@ def _case_variants(text: str) -> set[str]:
 
 
 def _exceptions() -> dict[str, list[dict[str, str]]]:
-    # spaCy's "a." … "z." exceptions would glue a unit letter to a full stop ("q6h." -> "q6" "h.")
-    return {k: v for k, v in English.Defaults.tokenizer_exceptions.items() if not re.fullmatch(r"[a-z]\.", k)}
+    # spaCy's "a." … "z." exceptions would glue a unit letter to a full stop ("q6h." -> "q6" "h."), and its
+    # emoticons glue header punctuation ("Home Medications (verified):" -> ... "):")
+    return {
+        k: v
+        for k, v in English.Defaults.tokenizer_exceptions.items()
+        if not re.fullmatch(r"[a-z]\.", k) and any(c.isalnum() for c in k)
+    }
 
 
 def build_tokenizer(nlp: Language) -> Tokenizer:

@@ -1,0 +1,51 @@
+"""Shared fixtures: one pipeline per test session (the terminology cache makes later runs fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import nlp
+from corpora import SAMPLES_DIR
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+FIXED_TIMESTAMP = "2026-01-01T00:00:00+00:00"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", help="rewrite tests/golden/*.json")
+
+
+@pytest.fixture(scope="session")
+def pipe() -> nlp.Pipeline:
+    return nlp.load().warm_up()
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, str]:
+    return {p.stem: p.read_text("utf-8") for p in sorted(SAMPLES_DIR.glob("*.txt"))}
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):
+    """Compare a JSON-able object with ``tests/golden/<name>.json`` (or rewrite it)."""
+
+    def check(name: str, obj: object) -> None:
+        path = GOLDEN_DIR / f"{name}.json"
+        text = json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+        if request.config.getoption("--update-goldens") or not path.exists():
+            path.write_text(text, "utf-8")
+            if not request.config.getoption("--update-goldens"):
+                pytest.fail(f"golden {path.name} was missing and has been written; re-run")
+        assert json.loads(text) == json.loads(path.read_text("utf-8")), f"differs from {path.name}"
+
+    return check
+
+
+def find(record: nlp.NoteRecord, text: str, nth: int = 0):
+    """The ``nth`` mention whose text equals ``text`` (case-insensitive)."""
+    hits = [m for m in record.mentions if m.text.lower() == text.lower()]
+    assert len(hits) > nth, f"no mention {text!r} in {[m.text for m in record.mentions]}"
+    return hits[nth]

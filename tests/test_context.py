@@ -1,0 +1,83 @@
+"""Assertion and experiencer: sentence → (mention, assertion, subject), and the cue recorded."""
+
+import pytest
+
+from tests.conftest import find
+
+CASES = [
+    # negation
+    ("Denies chest pain.", "chest pain", "absent", "patient"),
+    ("She denied fever, chills, or night sweats.", "night sweats", "absent", "patient"),
+    ("No evidence of pneumothorax.", "pneumothorax", "absent", "patient"),
+    ("CT was negative for pulmonary embolism.", "pulmonary embolism", "absent", "patient"),
+    ("Without edema.", "edema", "absent", "patient"),
+    ("She was ruled out for MI.", "MI", "absent", "patient"),
+    ("PE was ruled out.", "PE", "absent", "patient"),
+    ("Hematuria: negative", "Hematuria", "absent", "patient"),
+    ("No syncope or palpitations.", "palpitations", "absent", "patient"),
+    # termination
+    ("Denies chest pain but reports dyspnea.", "dyspnea", "present", "patient"),
+    ("No fever; has a cough.", "cough", "present", "patient"),
+    # pseudo-negation
+    ("No change in her edema.", "edema", "present", "patient"),
+    # uncertainty
+    ("Possible pneumonia.", "pneumonia", "possible", "patient"),
+    ("Likely GERD.", "GERD", "possible", "patient"),
+    ("Concern for sepsis.", "sepsis", "possible", "patient"),
+    ("Pneumothorax cannot be excluded.", "Pneumothorax", "possible", "patient"),
+    ("Pneumonia vs atelectasis.", "atelectasis", "possible", "patient"),
+    ("r/o ACS.", "ACS", "possible", "patient"),
+    # hypothetical
+    ("Return to the ED if she develops shortness of breath.", "shortness of breath", "hypothetical", "patient"),
+    ("Monitor for bleeding.", "bleeding", "hypothetical", "patient"),
+    ("At risk of falls.", "falls", "hypothetical", "patient"),
+    ("Heparin for DVT prophylaxis.", "DVT", "hypothetical", "patient"),
+    # historical
+    ("History of MI in 2015.", "MI", "historical", "patient"),
+    ("h/o DVT, resolved.", "DVT", "historical", "patient"),
+    ("Status post appendectomy for appendicitis.", "appendicitis", "historical", "patient"),
+    # chronic conditions stay present after a history cue
+    ("History of hypertension.", "hypertension", "present", "patient"),
+    ("PMH: HTN, DM2, HLD.", "HLD", "present", "patient"),
+    # family
+    ("Mother had MI at 52.", "MI", "present", "family"),
+    ("Father with type 2 diabetes.", "type 2 diabetes", "present", "family"),
+    ("Family history of colon cancer.", "colon cancer", "present", "family"),
+    ("No family history of CAD.", "CAD", "absent", "family"),
+    ("She ate salty food over a family holiday and ran out of furosemide.", "furosemide", "present", "patient"),
+    # plain present
+    ("Presents with chest pain.", "chest pain", "present", "patient"),
+]
+
+
+@pytest.mark.parametrize(("text", "mention", "assertion", "subject"), CASES)
+def test_assertion(pipe, text: str, mention: str, assertion: str, subject: str) -> None:
+    m = find(pipe.annotate(text), mention)
+    assert (m.assertion, m.subject) == (assertion, subject), m.cues
+
+
+def test_cue_evidence_points_at_the_trigger(pipe) -> None:
+    text = "Patient denies chest pain."
+    m = find(pipe.annotate(text), "chest pain")
+    (cue,) = m.cues
+    assert cue.rule == "neg.deny" and cue.category == "negated_existence"
+    assert text[cue.start : cue.end] == cue.text == "denies"
+
+
+def test_family_relationship_and_onset_age(pipe) -> None:
+    record = pipe.annotate("FHx: Mother had MI at 52. Brother with colon cancer diagnosed at 48.")
+    mi, cancer = find(record, "MI"), find(record, "colon cancer")
+    assert (mi.relationship, mi.onset_age) == ("MTH", 52)
+    assert (cancer.relationship, cancer.onset_age) == ("BRO", 48)
+
+
+def test_family_history_section_default(pipe) -> None:
+    record = pipe.annotate("Family History:\nDiabetes and hypertension.")
+    assert {(m.text, m.subject, m.relationship) for m in record.mentions} == {
+        ("Diabetes", "family", "FAMMEMB"), ("hypertension", "family", "FAMMEMB")}
+    assert all(c.rule == "section:family_history" for m in record.mentions for c in m.cues)
+
+
+def test_instructions_section_is_hypothetical(pipe) -> None:
+    record = pipe.annotate("Discharge Instructions:\nCall for chest pain.")
+    assert find(record, "chest pain").assertion == "hypothetical"

@@ -1,0 +1,42 @@
+"""Properties on random input: offsets are exact, shift with a prefix, and runs are deterministic."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+VOCAB = ["denies", "chest pain", "HTN", "metformin 500 mg PO BID", "mother had MI at 52", "no", "fever",
+         "history of", "DM2", "SOB", "possible pneumonia", ".", ",", "\n", "Allergies:", "PCN (hives)",
+         "FHx:", "afib", "x3d", "s/p", "10mg", "é", "ü", "👍", "—", "\t"]
+notes = st.lists(st.one_of(st.sampled_from(VOCAB), st.text(min_size=1, max_size=12)), min_size=1, max_size=40).map(
+    " ".join
+).filter(lambda s: s.strip() and "\x00" not in s and not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(text=notes)
+def test_offsets_are_exact(pipe, text: str) -> None:
+    record = pipe.annotate(text)
+    for m in record.mentions:
+        assert text[m.start : m.end] == m.text
+        for attr in m.attributes.values():
+            assert text[attr["start"] : attr["end"]] == attr["text"]
+        for cue in m.cues:
+            if cue.start is not None:
+                assert text[cue.start : cue.end] == cue.text
+
+
+@SETTINGS
+@given(text=notes, k=st.integers(min_value=1, max_value=5))
+def test_prefix_spaces_shift_offsets(pipe, text: str, k: int) -> None:
+    a = pipe.annotate(text)
+    b = pipe.annotate(" " * k + text)
+    assert [(m.start + k, m.end + k, m.label, m.assertion) for m in a.mentions] == [
+        (m.start, m.end, m.label, m.assertion) for m in b.mentions
+    ]
+
+
+@SETTINGS
+@given(text=notes)
+def test_deterministic(pipe, text: str) -> None:
+    assert pipe.annotate(text, note_id="n") == pipe.annotate(text, note_id="n")
