@@ -1,4 +1,4 @@
-"""Readers for public corpora (read in place from ``../shared/corpora``) and the project's own synthetic samples.
+"""Readers for public corpora (read in place from ``../shared/corpora``) and our synthetic samples.
 
 ``corpora/samples/`` holds synthetic notes written for this project; no corpus file is copied here.
 """

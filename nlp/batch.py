@@ -63,7 +63,9 @@ def _read_jsonl(path: Path) -> Iterator[SourceNote]:
             try:
                 obj = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                yield _error(fallback_id, "malformed_record", f"line {lineno} is not UTF-8 JSON: {type(exc).__name__}")
+                yield _error(
+                    fallback_id, "malformed_record", f"line {lineno} is not UTF-8 JSON: {type(exc).__name__}"
+                )
                 continue
             yield _source_from_mapping(obj, fallback_id)
 
@@ -100,12 +102,16 @@ def _read_csv(path: Path, id_col: str, text_col: str) -> Iterator[SourceNote]:
         yield _error(path.name, "malformed_record", f"{path.name} is not valid CSV: {exc}")
 
 
-def read_notes(paths: Iterable[str | Path], *, id_col: str = "id", text_col: str = "text") -> Iterator[SourceNote]:
+def read_notes(
+    paths: Iterable[str | Path], *, id_col: str = "id", text_col: str = "text"
+) -> Iterator[SourceNote]:
     """Every note in ``paths``, in order. Unreadable inputs yield error notes, never exceptions."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()):
+            for child in sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()
+            ):
                 yield _read_text_file(child, child.relative_to(path).with_suffix("").as_posix())
         elif not path.exists():
             yield _error(str(path), "unreadable_input", f"{path} does not exist")
@@ -135,14 +141,18 @@ class RunSummary:
             self.errors_by_code[record.error.code] += 1
         for m in record.mentions:
             self.mentions_by_label[m.label] += 1
-            self.mentions_by_assertion[m.assertion if m.subject == "patient" else f"{m.assertion} (family)"] += 1
+            self.mentions_by_assertion[
+                m.assertion if m.subject == "patient" else f"{m.assertion} (family)"
+            ] += 1
 
     @property
     def notes_per_second(self) -> float:
         return self.notes / self.seconds if self.seconds else 0.0
 
 
-def annotate_sources(pipe: Pipeline, sources: Iterable[SourceNote], *, workers: int = 1) -> Iterator[NoteRecord]:
+def annotate_sources(
+    pipe: Pipeline, sources: Iterable[SourceNote], *, workers: int = 1
+) -> Iterator[NoteRecord]:
     """Records for ``sources`` in order; read errors become error records in their place."""
     ordered, valid = itertools.tee(sources)
     results = pipe.annotate_many(
@@ -164,8 +174,16 @@ def to_json_line(record: NoteRecord, fmt: Format, *, timestamp: str | None = Non
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def run(pipe: Pipeline, paths: Iterable[str | Path], out: IO[str], *, fmt: Format = "fhir", workers: int = 1,
-        progress: bool = True, on_record: Any = None) -> RunSummary:
+def run(
+    pipe: Pipeline,
+    paths: Iterable[str | Path],
+    out: IO[str],
+    *,
+    fmt: Format = "fhir",
+    workers: int = 1,
+    progress: bool = True,
+    on_record: Any = None,
+) -> RunSummary:
     """Annotate every note in ``paths`` and write one JSON document per line to ``out``."""
     from tqdm import tqdm
 

@@ -36,27 +36,55 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             rows.append([record.note_id, "-", "-", "-", "-", "-", "-", record.error.code])
             return
         labels = [m.label for m in record.mentions]
-        rows.append([record.note_id, len(record.sections), labels.count("PROBLEM"),
-                     labels.count("DRUG") + labels.count("DRUG_CLASS"),
-                     sum(m.assertion == "absent" for m in record.mentions),
-                     sum(m.subject == "family" for m in record.mentions), len(record.relations), "ok"])
+        rows.append(
+            [
+                record.note_id,
+                len(record.sections),
+                labels.count("PROBLEM"),
+                labels.count("DRUG") + labels.count("DRUG_CLASS"),
+                sum(m.assertion == "absent" for m in record.mentions),
+                sum(m.subject == "family" for m in record.mentions),
+                len(record.relations),
+                "ok",
+            ]
+        )
 
     out_path = Path(args.output)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".partial")
     with tmp.open("w", encoding="utf-8") as out:
-        summary = batch.run(pipe, args.paths, out, fmt=args.format, workers=args.workers,
-                            progress=not args.quiet, on_record=table_row if args.table else None)
+        summary = batch.run(
+            pipe,
+            args.paths,
+            out,
+            fmt=args.format,
+            workers=args.workers,
+            progress=not args.quiet,
+            on_record=table_row if args.table else None,
+        )
     tmp.replace(out_path)
     if args.table:
-        _print_table(rows, ["note", "sections", "problems", "drugs", "negated", "family", "relations", "status"])
+        _print_table(
+            rows, ["note", "sections", "problems", "drugs", "negated", "family", "relations", "status"]
+        )
         print()
-    print(f"notes: {summary.notes}  errors: {summary.errors}  words: {summary.words}  "
-          f"time: {summary.seconds:.2f}s  notes/s: {summary.notes_per_second:.1f}  → {out_path}")
-    print("mentions by label:     " + ", ".join(f"{k} {v}" for k, v in sorted(summary.mentions_by_label.items())))
-    print("mentions by assertion: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.mentions_by_assertion.items())))
+    print(
+        f"notes: {summary.notes}  errors: {summary.errors}  words: {summary.words}  "
+        f"time: {summary.seconds:.2f}s  notes/s: {summary.notes_per_second:.1f}  → {out_path}"
+    )
+    print(
+        "mentions by label:     "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary.mentions_by_label.items()))
+    )
+    print(
+        "mentions by assertion: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary.mentions_by_assertion.items()))
+    )
     if summary.errors:
-        print("errors by code:        " + ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_code.items())))
+        print(
+            "errors by code:        "
+            + ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_code.items()))
+        )
     return 1 if summary.notes and summary.errors == summary.notes else 0
 
 
@@ -113,9 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     ann = sub.add_parser("annotate", help="annotate .txt files, directories, JSONL or CSV into NDJSON")
     ann.add_argument("paths", nargs="+", help=".txt files, directories of .txt, .jsonl or .csv (id,text)")
     ann.add_argument("-o", "--output", required=True, help="output NDJSON file (one document per input note)")
-    ann.add_argument("--format", choices=["fhir", "record"], default="fhir", help="FHIR Bundles or NoteRecords")
+    ann.add_argument(
+        "--format", choices=["fhir", "record"], default="fhir", help="FHIR Bundles or NoteRecords"
+    )
     ann.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
-    ann.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="per-note limit (never truncated)")
+    ann.add_argument(
+        "--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="per-note limit (never truncated)"
+    )
     ann.add_argument("--workers", type=int, default=1, help="worker processes")
     ann.add_argument("--table", action="store_true", help="print a per-note summary table")
     ann.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -131,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except Notes2FhirError as exc:

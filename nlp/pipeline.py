@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import spacy
 from spacy.language import Language
@@ -55,7 +55,7 @@ MENTION_PRODUCERS = {"clinical_lexicon"}
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-NoteInput = Union[str, tuple[str, str], Mapping[str, Any]]
+NoteInput = str | tuple[str, str] | Mapping[str, Any]
 Target = tuple[int, int, str]
 
 
@@ -120,8 +120,14 @@ class Pipeline:
         return self
 
     # ------------------------------------------------------------------ single note
-    def annotate_doc(self, text: str, *, note_id: str | None = None, patient_id: str | None = None,
-                     targets: Sequence[Target] | None = None) -> Doc:
+    def annotate_doc(
+        self,
+        text: str,
+        *,
+        note_id: str | None = None,
+        patient_id: str | None = None,
+        targets: Sequence[Target] | None = None,
+    ) -> Doc:
         """Run the pipeline and return the annotated spaCy Doc (raises :class:`InputError`)."""
         validate_text(text, self.max_chars)
         doc = self.nlp.make_doc(text)
@@ -137,8 +143,14 @@ class Pipeline:
             doc = proc(doc)
         return doc
 
-    def annotate(self, text: str, *, note_id: str | None = None, patient_id: str | None = None,
-                 targets: Sequence[Target] | None = None) -> NoteRecord:
+    def annotate(
+        self,
+        text: str,
+        *,
+        note_id: str | None = None,
+        patient_id: str | None = None,
+        targets: Sequence[Target] | None = None,
+    ) -> NoteRecord:
         """Annotate one note.
 
         Args:
@@ -168,8 +180,9 @@ class Pipeline:
         doc.spans[SPAN_GROUP] = spans
 
     # ------------------------------------------------------------------ many notes
-    def annotate_many(self, notes: Iterable[NoteInput], *, n_process: int = 1,
-                      batch_size: int = 8) -> Iterator[NoteRecord]:
+    def annotate_many(
+        self, notes: Iterable[NoteInput], *, n_process: int = 1, batch_size: int = 8
+    ) -> Iterator[NoteRecord]:
         """Annotate many notes; yields one record per note, in input order.
 
         A bad note yields an error record (``record.error``) instead of raising. Notes are
@@ -181,8 +194,9 @@ class Pipeline:
                 yield self._annotate_safely(item)
             return
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(n_process, initializer=_init_worker,
-                      initargs=(self.name, self.max_chars, self.cache_dir)) as pool:
+        with ctx.Pool(
+            n_process, initializer=_init_worker, initargs=(self.name, self.max_chars, self.cache_dir)
+        ) as pool:
             yield from pool.imap(_worker_annotate, notes, chunksize=max(1, batch_size))
 
     def _annotate_safely(self, item: NoteInput) -> NoteRecord:
@@ -191,11 +205,19 @@ class Pipeline:
             note_id, text, patient_id = _unpack(item)
             return self.annotate(text, note_id=note_id, patient_id=patient_id)
         except InputError as exc:
-            return error_record(note_id, exc.code, exc.message, pipeline=self.id, text=text, patient_id=patient_id)
+            return error_record(
+                note_id, exc.code, exc.message, pipeline=self.id, text=text, patient_id=patient_id
+            )
         except Exception as exc:  # one crashing note must not stop a batch
             log.exception("note %s failed", note_id)
-            return error_record(note_id, "internal_error", f"{type(exc).__name__} while annotating",
-                                pipeline=self.id, text=text, patient_id=patient_id)
+            return error_record(
+                note_id,
+                "internal_error",
+                f"{type(exc).__name__} while annotating",
+                pipeline=self.id,
+                text=text,
+                patient_id=patient_id,
+            )
 
 
 def _unpack(item: NoteInput) -> tuple[str, Any, str | None]:
@@ -221,10 +243,13 @@ def _check_targets(targets: Sequence[Target], length: int) -> list[Target]:
         except (TypeError, ValueError):
             raise InputError("each target must be (start, end, label)", code="invalid_targets") from None
         if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str) and label):
-            raise InputError("target start/end must be integers and label a non-empty string",
-                             code="invalid_targets")
+            raise InputError(
+                "target start/end must be integers and label a non-empty string", code="invalid_targets"
+            )
         if not 0 <= start < end <= length:
-            raise InputError(f"target ({start}, {end}) is outside the note (0, {length})", code="invalid_targets")
+            raise InputError(
+                f"target ({start}, {end}) is outside the note (0, {length})", code="invalid_targets"
+            )
         checked.append((start, end, label))
     return checked
 
@@ -249,14 +274,20 @@ def build_nlp(name: str, cache_dir: Path | None) -> Language:
     nlp = spacy.blank("en")
     nlp.tokenizer = build_tokenizer(nlp)
     for component in PIPELINES[name]:
-        config = {"cache_dir": str(cache_dir) if cache_dir else None} if component == "clinical_lexicon" else {}
+        config = (
+            {"cache_dir": str(cache_dir) if cache_dir else None} if component == "clinical_lexicon" else {}
+        )
         nlp.add_pipe(component, config=config)
     nlp.max_length = DEFAULT_MAX_CHARS * 10
     return nlp
 
 
-def load(name: str = "default", *, max_chars: int = DEFAULT_MAX_CHARS,
-         cache_dir: Path | str | None = DEFAULT_CACHE_DIR) -> Pipeline:
+def load(
+    name: str = "default",
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    cache_dir: Path | str | None = DEFAULT_CACHE_DIR,
+) -> Pipeline:
     """Load a pipeline by name.
 
     Args:

@@ -114,8 +114,15 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def error_record(note_id: str, code: str, message: str, *, pipeline: str, text: str | None = None,
-                 patient_id: str | None = None) -> NoteRecord:
+def error_record(
+    note_id: str,
+    code: str,
+    message: str,
+    *,
+    pipeline: str,
+    text: str | None = None,
+    patient_id: str | None = None,
+) -> NoteRecord:
     """A record that says why a note was not annotated. It never contains the note's text."""
     return NoteRecord(
         note_id=note_id,
@@ -127,12 +134,12 @@ def error_record(note_id: str, code: str, message: str, *, pipeline: str, text: 
     )
 
 
-def _mention(span: Span, index: int) -> Mention:
+def _mention(span: Span, index: int, text: str) -> Mention:
     start, end = span._.char_range or (span.start_char, span.end_char)
     return Mention(
         id=f"m{index}",
         label=span.label_,
-        text=span.doc.text[start:end],
+        text=text[start:end],
         start=start,
         end=end,
         section=span._.section_category,
@@ -140,7 +147,9 @@ def _mention(span: Span, index: int) -> Mention:
         subject=span._.subject,
         relationship=span._.relationship,
         onset_age=span._.onset_age,
-        codes=tuple(Code(system=s, code=c, display=d, score=round(float(sc), 4)) for s, c, d, sc in span._.codes),
+        codes=tuple(
+            Code(system=s, code=c, display=d, score=round(float(sc), 4)) for s, c, d, sc in span._.codes
+        ),
         attributes=dict(span._.med_attrs or {}),
         expansion=span._.expansion,
         chronic=bool(span._.chronic),
@@ -155,11 +164,16 @@ def doc_to_record(doc: Doc, *, pipeline: str) -> NoteRecord:
     sections = []
     for sec in getattr(doc._, "sections", None) or ():
         start, end = sec.section_span
-        title = doc[sec.title_span[0] : sec.title_span[1]].text.strip() if sec.title_span[1] > sec.title_span[0] else None
+        title = (
+            doc[sec.title_span[0] : sec.title_span[1]].text.strip()
+            if sec.title_span[1] > sec.title_span[0]
+            else None
+        )
         span = doc[start:end]
         sections.append(Section(category=sec.category, title=title, start=span.start_char, end=span.end_char))
     spans = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
-    mentions = tuple(_mention(span, i) for i, span in enumerate(spans))
+    text = doc.text  # built from the tokens on every access: read it once
+    mentions = tuple(_mention(span, i, text) for i, span in enumerate(spans))
     ids = {(m.start, m.end): m.id for m in mentions}
     relations = tuple(
         Relation(type=kind, source_id=ids[src], target_id=ids[dst], score=score, method=method)
@@ -169,8 +183,8 @@ def doc_to_record(doc: Doc, *, pipeline: str) -> NoteRecord:
     return NoteRecord(
         note_id=doc._.note_id,
         patient_id=doc._.patient_id,
-        text_sha256=text_hash(doc.text),
-        text_length=len(doc.text),
+        text_sha256=text_hash(text),
+        text_length=len(text),
         pipeline=pipeline,
         sections=tuple(sections),
         mentions=mentions,

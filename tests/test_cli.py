@@ -22,22 +22,52 @@ def inputs(tmp_path: Path) -> Path:
     (d / "c.txt").write_text("", "utf-8")
     (tmp_path / "notes.jsonl").write_text(
         '{"id": "j1", "text": "Metformin 500 mg BID."}\n{not json}\n{"id": "j3"}\n'
-        '{"id": "j4", "text": "FHx: father with MI.", "patient_id": "p9"}\n', "utf-8")
+        '{"id": "j4", "text": "FHx: father with MI.", "patient_id": "p9"}\n',
+        "utf-8",
+    )
     (tmp_path / "notes.csv").write_text('id,text\nc1,"Possible pneumonia, on amoxicillin."\nc2,\n', "utf-8")
     return tmp_path
 
 
 def test_annotate_every_input_kind(inputs: Path, capsys) -> None:
     out = inputs / "out.ndjson"
-    code = main(["annotate", str(inputs / "in"), str(inputs / "notes.jsonl"), str(inputs / "notes.csv"),
-                 str(inputs / "missing.txt"), "-o", str(out), "--format", "record", "-q"])
+    code = main(
+        [
+            "annotate",
+            str(inputs / "in"),
+            str(inputs / "notes.jsonl"),
+            str(inputs / "notes.csv"),
+            str(inputs / "missing.txt"),
+            "-o",
+            str(out),
+            "--format",
+            "record",
+            "-q",
+        ]
+    )
     assert code == 0
     records = _lines(out)
     assert [r["note_id"] for r in records] == [
-        "a", "b", "c", "j1", "notes.jsonl:2", "j3", "j4", "c1", "c2", str(inputs / "missing.txt")]
+        "a",
+        "b",
+        "c",
+        "j1",
+        "notes.jsonl:2",
+        "j3",
+        "j4",
+        "c1",
+        "c2",
+        str(inputs / "missing.txt"),
+    ]
     errors = {r["note_id"]: r["error"]["code"] for r in records if r["error"]}
-    assert errors == {"b": "invalid_encoding", "c": "empty_text", "notes.jsonl:2": "malformed_record",
-                      "j3": "malformed_record", "c2": "empty_text", str(inputs / "missing.txt"): "unreadable_input"}
+    assert errors == {
+        "b": "invalid_encoding",
+        "c": "empty_text",
+        "notes.jsonl:2": "malformed_record",
+        "j3": "malformed_record",
+        "c2": "empty_text",
+        str(inputs / "missing.txt"): "unreadable_input",
+    }
     assert next(r for r in records if r["note_id"] == "j4")["patient_id"] == "p9"
     summary = capsys.readouterr().out
     assert "notes: 10  errors: 6" in summary and "PROBLEM" in summary
@@ -60,8 +90,16 @@ def test_exit_code_when_every_note_fails(tmp_path: Path) -> None:
 def test_table_and_summary(inputs: Path, capsys) -> None:
     main(["annotate", str(inputs / "in" / "a.txt"), "-o", str(inputs / "o.ndjson"), "--table", "-q"])
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["note", "sections", "problems", "drugs", "negated", "family",
-                                           "relations", "status"]
+    assert out.splitlines()[0].split() == [
+        "note",
+        "sections",
+        "problems",
+        "drugs",
+        "negated",
+        "family",
+        "relations",
+        "status",
+    ]
     assert "mentions by assertion: absent 1, present 1" in out
 
 

@@ -28,7 +28,12 @@ CASES = [
     ("Pneumonia vs atelectasis.", "atelectasis", "possible", "patient"),
     ("r/o ACS.", "ACS", "possible", "patient"),
     # hypothetical
-    ("Return to the ED if she develops shortness of breath.", "shortness of breath", "hypothetical", "patient"),
+    (
+        "Return to the ED if she develops shortness of breath.",
+        "shortness of breath",
+        "hypothetical",
+        "patient",
+    ),
     ("Monitor for bleeding.", "bleeding", "hypothetical", "patient"),
     ("At risk of falls.", "falls", "hypothetical", "patient"),
     ("Heparin for DVT prophylaxis.", "DVT", "hypothetical", "patient"),
@@ -44,7 +49,12 @@ CASES = [
     ("Father with type 2 diabetes.", "type 2 diabetes", "present", "family"),
     ("Family history of colon cancer.", "colon cancer", "present", "family"),
     ("No family history of CAD.", "CAD", "absent", "family"),
-    ("She ate salty food over a family holiday and ran out of furosemide.", "furosemide", "present", "patient"),
+    (
+        "She ate salty food over a family holiday and ran out of furosemide.",
+        "furosemide",
+        "present",
+        "patient",
+    ),
     # plain present
     ("Presents with chest pain.", "chest pain", "present", "patient"),
 ]
@@ -74,7 +84,9 @@ def test_family_relationship_and_onset_age(pipe) -> None:
 def test_family_history_section_default(pipe) -> None:
     record = pipe.annotate("Family History:\nDiabetes and hypertension.")
     assert {(m.text, m.subject, m.relationship) for m in record.mentions} == {
-        ("Diabetes", "family", "FAMMEMB"), ("hypertension", "family", "FAMMEMB")}
+        ("Diabetes", "family", "FAMMEMB"),
+        ("hypertension", "family", "FAMMEMB"),
+    }
     assert all(c.rule == "section:family_history" for m in record.mentions for c in m.cues)
 
 

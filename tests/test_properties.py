@@ -3,14 +3,43 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-VOCAB = ["denies", "chest pain", "HTN", "metformin 500 mg PO BID", "mother had MI at 52", "no", "fever",
-         "history of", "DM2", "SOB", "possible pneumonia", ".", ",", "\n", "Allergies:", "PCN (hives)",
-         "FHx:", "afib", "x3d", "s/p", "10mg", "é", "ü", "👍", "—", "\t"]
-notes = st.lists(st.one_of(st.sampled_from(VOCAB), st.text(min_size=1, max_size=12)), min_size=1, max_size=40).map(
-    " ".join
-).filter(lambda s: s.strip() and "\x00" not in s and not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+VOCAB = [
+    "denies",
+    "chest pain",
+    "HTN",
+    "metformin 500 mg PO BID",
+    "mother had MI at 52",
+    "no",
+    "fever",
+    "history of",
+    "DM2",
+    "SOB",
+    "possible pneumonia",
+    ".",
+    ",",
+    "\n",
+    "Allergies:",
+    "PCN (hives)",
+    "FHx:",
+    "afib",
+    "x3d",
+    "s/p",
+    "10mg",
+    "é",
+    "ü",
+    "👍",
+    "—",
+    "\t",
+]
+notes = (
+    st.lists(st.one_of(st.sampled_from(VOCAB), st.text(min_size=1, max_size=12)), min_size=1, max_size=40)
+    .map(" ".join)
+    .filter(lambda s: s.strip() and "\x00" not in s and not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+)
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS

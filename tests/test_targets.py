@@ -5,9 +5,11 @@ from tests.conftest import find
 
 def test_targets_get_assertion_section_codes(pipe) -> None:
     text = "ROS: Denies chest pain.\nPMH: HTN.\nFHx: mother with breast cancer."
-    targets = [(text.index("chest pain"), text.index("chest pain") + 10, "PROBLEM"),
-               (text.index("HTN"), text.index("HTN") + 3, "PROBLEM"),
-               (text.index("breast cancer"), text.index("breast cancer") + 13, "DIAGNOSIS")]
+    targets = [
+        (text.index("chest pain"), text.index("chest pain") + 10, "PROBLEM"),
+        (text.index("HTN"), text.index("HTN") + 3, "PROBLEM"),
+        (text.index("breast cancer"), text.index("breast cancer") + 13, "DIAGNOSIS"),
+    ]
     record = pipe.annotate(text, targets=targets)
     assert [(m.start, m.end, m.label) for m in record.mentions] == targets
     cp, htn, bc = record.mentions

@@ -20,16 +20,24 @@ def link_allergy_reactions(doc: Doc) -> Doc:
         return doc
     relations = list(doc._.relations)
     spans = [s for s in doc.spans[SPAN_GROUP] if s._.section_category in ALLERGY_SECTIONS]
+    text = doc.text
     substance = None
     for span in spans:
         if span.label_ in SUBSTANCE_LABELS:
             substance = span
         elif span.label_ == "PROBLEM" and substance is not None:
-            if "\n" in doc.text[substance.end_char : span.start_char]:
+            if "\n" in text[substance.end_char : span.start_char]:
                 substance = None
                 continue
-            relations.append(("allergy_reaction", (substance.start_char, substance.end_char),
-                              (span.start_char, span.end_char), 1.0, "rule:allergy_line"))
+            relations.append(
+                (
+                    "allergy_reaction",
+                    (substance.start_char, substance.end_char),
+                    (span.start_char, span.end_char),
+                    1.0,
+                    "rule:allergy_line",
+                )
+            )
     doc._.relations = relations
     return doc
 

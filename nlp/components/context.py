@@ -21,6 +21,7 @@ from spacy.tokens import Doc, Span
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
+from nlp.components.sentences import sentence_ends
 
 CATEGORY_TO_ASSERTION = {
     "NEGATED_EXISTENCE": "absent",
@@ -75,12 +76,13 @@ class ClinicalContext:
         if SPAN_GROUP not in doc.spans or not len(doc.spans[SPAN_GROUP]):
             return doc
         self._context(doc)
+        text, sent_ends = doc.text, sentence_ends(doc)
         for span in doc.spans[SPAN_GROUP]:
-            self.decide(span)
+            self.decide(span, text, sent_ends)
         doc._.context_graph = None  # holds Spans; records never need it and it blocks pickling
         return doc
 
-    def decide(self, span: Span) -> None:
+    def decide(self, span: Span, text: str, sent_ends: list[int]) -> None:
         doc = span.doc
         cues: list[dict[str, Any]] = []
         assertions: set[str] = set()
@@ -89,8 +91,15 @@ class ClinicalContext:
             start, end = modifier.modifier_span
             cue = doc[start:end]
             category = modifier.category
-            cues.append({"category": category.lower(), "text": cue.text, "start": cue.start_char,
-                         "end": cue.end_char, "rule": (modifier.rule.metadata or {}).get("id", modifier.rule.literal)})
+            cues.append(
+                {
+                    "category": category.lower(),
+                    "text": cue.text,
+                    "start": cue.start_char,
+                    "end": cue.end_char,
+                    "rule": (modifier.rule.metadata or {}).get("id", modifier.rule.literal),
+                }
+            )
             if category == "FAMILY":
                 family_cue = cue
             elif category in CATEGORY_TO_ASSERTION:
@@ -102,15 +111,30 @@ class ClinicalContext:
         assertion = next((a for a in PRECEDENCE if a in assertions), None)
         if assertion is None and "assertion" in defaults:
             assertion = defaults["assertion"]
-            cues.append({"category": "section", "text": section, "start": None, "end": None, "rule": f"section:{section}"})
+            cues.append(
+                {
+                    "category": "section",
+                    "text": section,
+                    "start": None,
+                    "end": None,
+                    "rule": f"section:{section}",
+                }
+            )
         subject = "patient"
         if family_cue is not None or defaults.get("subject") == "family":
             subject = "family"
             if family_cue is None:
-                cues.append({"category": "section", "text": section, "start": None, "end": None,
-                             "rule": f"section:{section}"})
+                cues.append(
+                    {
+                        "category": "section",
+                        "text": section,
+                        "start": None,
+                        "end": None,
+                        "rule": f"section:{section}",
+                    }
+                )
             span._.relationship = self._relationship(family_cue if family_cue is not None else span.sent)
-            span._.onset_age = self._onset_age(span)
+            span._.onset_age = self._onset_age(text[span.end_char : sent_ends[span.end - 1]])
         span._.assertion = assertion or "present"
         span._.subject = subject
         span._.cues = tuple(cues)
@@ -123,8 +147,8 @@ class ClinicalContext:
         return "FAMMEMB"
 
     @staticmethod
-    def _onset_age(span: Span) -> int | None:
-        tail = span.doc.text[span.end_char : span.sent.end_char]
+    def _onset_age(tail: str) -> int | None:
+        """The age right after a family mention: "MI at 52", "breast cancer in her 40s"."""
         m = _ONSET_AGE.match(tail)
         if m and 0 < int(m["age"]) < 120:
             return int(m["age"])

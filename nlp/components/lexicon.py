@@ -8,7 +8,6 @@ concept of their long form.
 
 import hashlib
 from pathlib import Path
-from typing import Optional
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -30,7 +29,7 @@ def set_concept(span: Span, concept: Concept, source: str) -> None:
 class LexiconMatcher:
     """Finds vocabulary terms in a Doc; the heavy dictionary lives in :mod:`nlp.terminology`."""
 
-    def __init__(self, nlp: Language, name: str, sources: list[str], cache_dir: Optional[str]) -> None:
+    def __init__(self, nlp: Language, name: str, sources: list[str], cache_dir: str | None) -> None:
         self.name = name
         self.sources = list(sources)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
@@ -44,7 +43,10 @@ class LexiconMatcher:
             rules = resources.read_text("tokenizer").encode() + Path(tokenizer_module.__file__).read_bytes()
             tokenizer_fp = hashlib.sha256(rules).hexdigest()[:16]
             self._terminology = terminology.load(
-                self._tokenize, sources=self.sources, tokenizer_fingerprint=tokenizer_fp, cache_dir=self.cache_dir
+                self._tokenize,
+                sources=self.sources,
+                tokenizer_fingerprint=tokenizer_fp,
+                cache_dir=self.cache_dir,
             )
         return self._terminology
 
@@ -108,5 +110,7 @@ def _section_titles(doc: Doc) -> list[Span]:
     default_config={"sources": list(terminology.SOURCES), "cache_dir": None},
     assigns=["doc.spans"],
 )
-def make_clinical_lexicon(nlp: Language, name: str, sources: list[str], cache_dir: Optional[str]) -> LexiconMatcher:
+def make_clinical_lexicon(
+    nlp: Language, name: str, sources: list[str], cache_dir: str | None
+) -> LexiconMatcher:
     return LexiconMatcher(nlp, name, sources, cache_dir)

@@ -15,6 +15,7 @@ from spacy.tokens import Doc, Span
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
+from nlp.components.sentences import sentence_ends
 
 MED_LABELS = {"DRUG", "DRUG_CLASS"}
 WINDOW_CHARS = 90
@@ -50,12 +51,29 @@ class MedicationRules:
         dur_units = _alternation([re.escape(u) for u in spec.duration_units])
         nums = _alternation([*(re.escape(w) for w in _WORD_NUMS), _NUM])
         return cls(
-            strength=re.compile(rf"(?<![\w.])(?P<value>{_NUM})(?:\s*(?:-|to)\s*(?P<high>{_NUM}))?\s*(?P<unit>{units})(?![\w])", re.I),
+            strength=re.compile(
+                rf"(?<![\w.])(?P<value>{_NUM})(?:\s*(?:-|to)\s*(?P<high>{_NUM}))?\s*(?P<unit>{units})(?![\w])",
+                re.I,
+            ),
             dose=re.compile(rf"(?<![\w.])(?P<value>{nums})\s*(?P<form>{forms})(?![\w])", re.I),
-            routes=[(re.compile(_bounded(p), re.I), e.code, e.display) for e in spec.routes for p in e.patterns],
-            frequencies=[(re.compile(_bounded(p), re.I), e.code, e.display) for e in spec.frequencies for p in e.patterns],
-            prn=re.compile(_bounded(_alternation(spec.prn)) + r"(?:\s+(?:for\s+)?(?P<reason>[a-z][a-z '/-]{2,40}?))?(?=\s*(?:[,.;)\n]|$|\b(?:and|or|max|not)\b))", re.I),
-            duration=re.compile(rf"(?<![\w])(?:x|for|times|over)\s*(?P<value>\d+)\s*(?:more\s+|additional\s+)?(?P<unit>{dur_units})(?![\w])", re.I),
+            routes=[
+                (re.compile(_bounded(p), re.I), e.code, e.display) for e in spec.routes for p in e.patterns
+            ],
+            frequencies=[
+                (re.compile(_bounded(p), re.I), e.code, e.display)
+                for e in spec.frequencies
+                for p in e.patterns
+            ],
+            prn=re.compile(
+                _bounded(_alternation(spec.prn))
+                + r"(?:\s+(?:for\s+)?(?P<reason>[a-z][a-z '/-]{2,40}?))?"
+                + r"(?=\s*(?:[,.;)\n]|$|\b(?:and|or|max|not)\b))",
+                re.I,
+            ),
+            duration=re.compile(
+                rf"(?<![\w])(?:x|for|times|over)\s*(?P<value>\d+)\s*(?:more\s+|additional\s+)?(?P<unit>{dur_units})(?![\w])",
+                re.I,
+            ),
             units={k.lower(): v for k, v in spec.units.items()},
             dose_forms={k.lower(): v for k, v in spec.dose_forms.items()},
             duration_units={k.lower(): v for k, v in spec.duration_units.items()},
@@ -69,12 +87,19 @@ class MedicationRules:
             return {"text": m.group(group), "start": offset + m.start(group), "end": offset + m.end(group)}
 
         if (m := self.strength.search(text)) and m.start() <= 40:
-            found["strength"] = {**at(m), "value": float(m["value"]), "unit": self.units[m["unit"].lower()],
-                                 **({"high": float(m["high"])} if m["high"] else {})}
+            found["strength"] = {
+                **at(m),
+                "value": float(m["value"]),
+                "unit": self.units[m["unit"].lower()],
+                **({"high": float(m["high"])} if m["high"] else {}),
+            }
         if (m := self.dose.search(text)) and m.start() <= 50:
             value = m["value"].lower()
-            found["dose"] = {**at(m), "value": float(_WORD_NUMS.get(value, value) if value in _WORD_NUMS else value),
-                             "unit": self.dose_forms[m["form"].lower()]}
+            found["dose"] = {
+                **at(m),
+                "value": float(_WORD_NUMS.get(value, value) if value in _WORD_NUMS else value),
+                "unit": self.dose_forms[m["form"].lower()],
+            }
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):
             best = None
             for pattern, code, display in table:
@@ -84,15 +109,26 @@ class MedicationRules:
             if best:
                 m, code, display = best
                 groups = {k: v for k, v in m.groupdict().items() if v}
-                found[label] = {**at(m), "code": code, "display": display.format(**groups) if groups else display}
+                found[label] = {
+                    **at(m),
+                    "code": code,
+                    "display": display.format(**groups) if groups else display,
+                }
         if m := self.prn.search(text):
             found["prn"] = {**at(m), "value": True}
             if m["reason"] and m["reason"].strip():
                 reason = m["reason"].rstrip()
-                found["indication"] = {"text": reason, "start": offset + m.start("reason"),
-                                       "end": offset + m.start("reason") + len(reason)}
+                found["indication"] = {
+                    "text": reason,
+                    "start": offset + m.start("reason"),
+                    "end": offset + m.start("reason") + len(reason),
+                }
         if m := self.duration.search(text):
-            found["duration"] = {**at(m), "value": int(m["value"]), "unit": self.duration_units[m["unit"].lower()]}
+            found["duration"] = {
+                **at(m),
+                "value": int(m["value"]),
+                "unit": self.duration_units[m["unit"].lower()],
+            }
         return found
 
 
@@ -106,24 +142,25 @@ class MedicationAttributes:
         if SPAN_GROUP not in doc.spans:
             return doc
         spans = list(doc.spans[SPAN_GROUP])
+        text, sent_ends = doc.text, sentence_ends(doc)
         for k, span in enumerate(spans):
             if span.label_ not in MED_LABELS:
                 continue
-            span._.med_attrs = self.rules.extract(*self._window(doc, span, spans[k + 1 :]))
+            span._.med_attrs = self.rules.extract(*self._window(text, sent_ends, span, spans[k + 1 :]))
         return doc
 
     @staticmethod
-    def _window(doc: Doc, span: Span, following: list[Span]) -> tuple[str, int]:
+    def _window(text: str, sent_ends: list[int], span: Span, following: list[Span]) -> tuple[str, int]:
         start = span.end_char
-        end = min(len(doc.text), start + WINDOW_CHARS, span.sent.end_char)
-        newline = doc.text.find("\n", start, end)
+        end = min(len(text), start + WINDOW_CHARS, sent_ends[span.end - 1])
+        newline = text.find("\n", start, end)
         if newline != -1:
             end = newline
         for other in following:
             if other.label_ in MED_LABELS and other.start_char >= start:
                 end = min(end, other.start_char)
                 break
-        return doc.text[start:end], start
+        return text[start:end], start
 
 
 @Language.factory("clinical_medication", assigns=["span._.med_attrs"])

@@ -5,8 +5,7 @@ default false headers in mid-sentence ("No known drug allergies otherwise."). Se
 categories reach mentions through medspaCy's ``token._.section_category``.
 """
 
-
-from medspacy.section_detection import SectionRule, Sectionizer
+from medspacy.section_detection import Sectionizer, SectionRule
 from spacy.language import Language
 from spacy.tokens import Doc
 

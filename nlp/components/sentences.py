@@ -11,7 +11,6 @@ Abbreviations with a full stop (``Dr.``, ``b.i.d.``, ``vs.``) are single tokens 
 :mod:`nlp.components.tokenizer`), so they never end a sentence.
 """
 
-
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
@@ -38,7 +37,7 @@ def split_sentences(doc: Doc) -> Doc:
     starts = [False] * n
     starts[0] = True
     sent_start = 0
-    prev_content: "Token | None" = None  # last non-space token
+    prev_content: Token | None = None  # last non-space token
     newline_run = ""  # whitespace seen since prev_content
     for i, token in enumerate(doc):
         if token.is_space:
@@ -49,10 +48,7 @@ def split_sentences(doc: Doc) -> Doc:
             breaks = gap.count("\n")
             if breaks:
                 soft_wrap = (
-                    breaks == 1
-                    and not prev_content.is_punct
-                    and token.text[:1].islower()
-                    and token.is_alpha
+                    breaks == 1 and not prev_content.is_punct and token.text[:1].islower() and token.is_alpha
                 )
                 starts[i] = not soft_wrap
             elif (
@@ -73,3 +69,16 @@ def split_sentences(doc: Doc) -> Doc:
 @Language.factory("clinical_sentences", assigns=["token.is_sent_start"])
 def make_clinical_sentences(nlp: Language, name: str) -> object:
     return split_sentences
+
+
+def sentence_ends(doc: Doc) -> list[int]:
+    """For every token, the character offset where its sentence ends.
+
+    ``span.sent`` rescans the whole Doc on each call; components that need the sentence of
+    many mentions read this table once per Doc instead.
+    """
+    ends = [0] * len(doc)
+    for sent in doc.sents:
+        for i in range(sent.start, sent.end):
+            ends[i] = sent.end_char
+    return ends

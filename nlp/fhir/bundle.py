@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nlp.errors import InputError
@@ -85,8 +85,10 @@ def _evidence(record: NoteRecord, mention: Mention, *, suspect: Mention | None =
         where = f" [{cue.start}:{cue.end}]" if cue.start is not None else ""
         subs.append({"url": "cue", "valueString": f"{cue.category} {cue.rule}: {cue.text}{where}"})
     if suspect is not None:
-        subs += [{"url": "suspectStart", "valueInteger": suspect.start},
-                 {"url": "suspectEnd", "valueInteger": suspect.end}]
+        subs += [
+            {"url": "suspectStart", "valueInteger": suspect.start},
+            {"url": "suspectEnd", "valueInteger": suspect.end},
+        ]
     return {"url": EVIDENCE_URL, "extension": subs}
 
 
@@ -131,8 +133,12 @@ def _dosage(m: Mention) -> dict[str, Any] | None:
     if parts:
         dosage["text"] = " ".join(a["text"] for a in sorted(parts, key=lambda a: a["start"]))
     if "route" in attrs:
-        dosage["route"] = {"coding": [{"system": SNOMED, "code": attrs["route"]["code"],
-                                       "display": attrs["route"]["display"]}], "text": attrs["route"]["text"]}
+        dosage["route"] = {
+            "coding": [
+                {"system": SNOMED, "code": attrs["route"]["code"], "display": attrs["route"]["display"]}
+            ],
+            "text": attrs["route"]["text"],
+        }
     if "frequency" in attrs:
         freq = attrs["frequency"]
         code: dict[str, Any] = {"text": freq["text"]}
@@ -146,8 +152,16 @@ def _dosage(m: Mention) -> dict[str, Any] | None:
             dosage["asNeededBoolean"] = True
     quantity = attrs.get("dose") or attrs.get("strength")
     if quantity is not None:
-        dosage["doseAndRate"] = [{"doseQuantity": {"value": quantity["value"], "unit": quantity["unit"],
-                                                   "system": UCUM, "code": quantity["unit"]}}]
+        dosage["doseAndRate"] = [
+            {
+                "doseQuantity": {
+                    "value": quantity["value"],
+                    "unit": quantity["unit"],
+                    "system": UCUM,
+                    "code": quantity["unit"],
+                }
+            }
+        ]
     return dosage or None
 
 
@@ -164,15 +178,19 @@ def _medication(record: NoteRecord, m: Mention, subject: dict[str, str]) -> dict
     return res
 
 
-def _allergy(record: NoteRecord, m: Mention, patient: dict[str, str], reactions: list[Mention]) -> dict[str, Any]:
+def _allergy(
+    record: NoteRecord, m: Mention, patient: dict[str, str], reactions: list[Mention]
+) -> dict[str, Any]:
     refuted = m.assertion == "absent"
     res: dict[str, Any] = {"resourceType": "AllergyIntolerance", "extension": [_evidence(record, m)]}
     if not refuted:
         res["clinicalStatus"] = _cc(ALLERGY_CLINICAL, "active")
     res["verificationStatus"] = _cc(ALLERGY_VER, "refuted" if refuted else "confirmed")
     if m.label == "NO_KNOWN_ALLERGY":
-        res["code"] = {"coding": [{"system": SNOMED, "code": "409137002", "display": "No known drug allergy"}],
-                       "text": m.text}
+        res["code"] = {
+            "coding": [{"system": SNOMED, "code": "409137002", "display": "No known drug allergy"}],
+            "text": m.text,
+        }
     else:
         res["category"] = ["medication"]
         res["code"] = _concept(m)
@@ -194,7 +212,9 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
         InputError: the record is an error record (it has nothing to map).
     """
     if record.error is not None:
-        raise InputError(f"note {record.note_id} was not annotated ({record.error.code})", code="error_record")
+        raise InputError(
+            f"note {record.note_id} was not annotated ({record.error.code})", code="error_record"
+        )
     entries: list[dict[str, Any]] = []
     if record.patient_id:
         patient = {"reference": f"Patient/{record.patient_id}"}
@@ -224,14 +244,18 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
         else:
             res = _condition(record, m, patient)
         rid = resource_id(record.note_id, res["resourceType"], m.start, m.end)
-        entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": {"resourceType": res.pop("resourceType"),
-                                                                    "id": rid, **res}})
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:{rid}",
+                "resource": {"resourceType": res.pop("resourceType"), "id": rid, **res},
+            }
+        )
     return {
         "resourceType": "Bundle",
         "id": resource_id(record.note_id, "Bundle", None, None),
         "identifier": {"system": NOTE_ID_SYSTEM, "value": record.note_id},
         "type": "collection",
-        "timestamp": timestamp or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": timestamp or datetime.now(UTC).isoformat(timespec="seconds"),
         "entry": entries,
     }
 
@@ -243,8 +267,14 @@ def error_outcome(record: NoteRecord) -> dict[str, Any]:
         "resourceType": "OperationOutcome",
         "id": resource_id(record.note_id, "OperationOutcome", None, None),
         "extension": [{"url": EVIDENCE_URL, "extension": [{"url": "noteId", "valueString": record.note_id}]}],
-        "issue": [{"severity": "error", "code": "invalid", "details": {"text": record.error.code},
-                   "diagnostics": record.error.message}],
+        "issue": [
+            {
+                "severity": "error",
+                "code": "invalid",
+                "details": {"text": record.error.code},
+                "diagnostics": record.error.message,
+            }
+        ],
     }
 
 
