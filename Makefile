@@ -21,7 +21,7 @@ run: install
 
 ## the test suite (slow tests included; a few minutes on 2 cores)
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 ## load time and words/s on the sample notes (README figures)
 bench: install
