@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import nlp
 from corpora import SAMPLES_DIR
+
+# CI explores the same examples on every run; developers get fresh random ones
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 FIXED_TIMESTAMP = "2026-01-01T00:00:00+00:00"
