@@ -109,30 +109,21 @@ class ClinicalContext:
         section = span._.section_category
         defaults = self._section_defaults.get(section or "", {})
         assertion = next((a for a in PRECEDENCE if a in assertions), None)
+        section_cue = {
+            "category": "section",
+            "text": section,
+            "start": None,
+            "end": None,
+            "rule": f"section:{section}",
+        }
         if assertion is None and "assertion" in defaults:
             assertion = defaults["assertion"]
-            cues.append(
-                {
-                    "category": "section",
-                    "text": section,
-                    "start": None,
-                    "end": None,
-                    "rule": f"section:{section}",
-                }
-            )
+            cues.append(section_cue)
         subject = "patient"
         if family_cue is not None or defaults.get("subject") == "family":
             subject = "family"
-            if family_cue is None:
-                cues.append(
-                    {
-                        "category": "section",
-                        "text": section,
-                        "start": None,
-                        "end": None,
-                        "rule": f"section:{section}",
-                    }
-                )
+            if family_cue is None and section_cue not in cues:
+                cues.append(section_cue)
             span._.relationship = self._relationship(family_cue if family_cue is not None else span.sent)
             span._.onset_age = self._onset_age(text[span.end_char : sent_ends[span.end - 1]])
         span._.assertion = assertion or "present"
