@@ -99,7 +99,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         pipe = load(args.pipeline, cache_dir=cache).warm_up()
         cold = time.perf_counter() - t0
-        terminology._loaded.clear()  # forget the in-memory copy: the next load reads the disk cache
+        terminology.forget()  # the next load reads the disk cache
         t0 = time.perf_counter()
         pipe = load(args.pipeline, cache_dir=cache).warm_up()
         warm = time.perf_counter() - t0

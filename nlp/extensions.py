@@ -35,7 +35,6 @@ _SPAN_EXTENSIONS: dict[str, object] = {
 _DOC_EXTENSIONS: dict[str, object] = {
     "note_id": None,
     "patient_id": None,
-    "targets_mode": False,
     # relations as (type, (from_start, from_end), (to_start, to_end), score, method) char offsets
     "relations": (),
 }

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import spacy
 from spacy.language import Language
@@ -106,7 +106,7 @@ class Pipeline:
             version=VERSION,
             fingerprint=fp,
             components=tuple(nlp.pipe_names),
-            labels=("PROBLEM", "DRUG", "DRUG_CLASS", "NO_KNOWN_ALLERGY"),
+            labels=get_args(resources.TermLabel),
             max_chars=max_chars,
         )
 
@@ -135,7 +135,6 @@ class Pipeline:
         doc._.patient_id = patient_id
         if targets is not None:
             checked = _check_targets(targets, len(text))
-            doc._.targets_mode = True
         for name, proc in self.nlp.pipeline:
             if targets is not None and name in MENTION_PRODUCERS:
                 self._inject_targets(doc, checked)

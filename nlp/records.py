@@ -16,6 +16,8 @@ from spacy.tokens import Doc, Span
 from nlp.components.lexicon import SPAN_GROUP
 
 SCHEMA_VERSION = "1.0"
+# sections whose drug mentions are allergy entries, not medications taken
+ALLERGY_SECTIONS = frozenset({"allergies"})
 
 Assertion = Literal["present", "absent", "possible", "hypothetical", "historical"]
 Subject = Literal["patient", "family"]

@@ -340,6 +340,12 @@ _lock = threading.Lock()
 _loaded: dict[tuple[str, str], Terminology] = {}
 
 
+def forget() -> None:
+    """Drop the in-memory copies, so the next :func:`load` reads the disk cache (or builds)."""
+    with _lock:
+        _loaded.clear()
+
+
 def load(
     tokenize: Callable[[Iterable[str]], Iterable[list[str]]],
     *,

@@ -88,6 +88,13 @@ def test_medication_statement_dosage(pipe) -> None:
     }
 
 
+def test_dosage_text_does_not_repeat_nested_attributes(pipe) -> None:
+    bundle = pipe.annotate("albuterol 2 puffs q4-6h PRN wheezing", note_id="n9").to_fhir()
+    (ms,) = _resources(bundle, "MedicationStatement")
+    assert ms["dosage"][0]["text"] == "2 puffs q4-6h PRN wheezing"
+    assert ms["dosage"][0]["asNeededCodeableConcept"] == {"text": "wheezing"}
+
+
 def test_allergies_with_reactions_and_nkda(pipe) -> None:
     bundle = pipe.annotate("Allergies:\nPenicillin (hives)\nSulfa drugs - rash\n", note_id="n4").to_fhir()
     allergies = {

@@ -10,9 +10,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from nlp.components.lexicon import SPAN_GROUP
+from nlp.records import ALLERGY_SECTIONS
 
 SUBSTANCE_LABELS = {"DRUG", "DRUG_CLASS"}
-ALLERGY_SECTIONS = {"allergies"}
 
 
 def link_allergy_reactions(doc: Doc) -> Doc:

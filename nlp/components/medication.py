@@ -97,7 +97,7 @@ class MedicationRules:
             value = m["value"].lower()
             found["dose"] = {
                 **at(m),
-                "value": float(_WORD_NUMS.get(value, value) if value in _WORD_NUMS else value),
+                "value": float(_WORD_NUMS.get(value, value)),
                 "unit": self.dose_forms[m["form"].lower()],
             }
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nlp.errors import InputError
-from nlp.records import Mention, NoteRecord
+from nlp.records import ALLERGY_SECTIONS, Mention, NoteRecord
 
 BASE = "https://notes2fhir.org/fhir"
 EVIDENCE_URL = f"{BASE}/StructureDefinition/nlp-evidence"
@@ -45,7 +45,6 @@ MEDICATION_STATUS = {
     "historical": "stopped",
 }
 MEDICATION_LABELS = {"DRUG", "DRUG_CLASS"}
-ALLERGY_SECTIONS = {"allergies"}
 
 
 def resource_id(note_id: str, kind: str, start: int | None, end: int | None) -> str:
@@ -128,10 +127,15 @@ def _dosage(m: Mention) -> dict[str, Any] | None:
     attrs = m.attributes
     if not attrs:
         return None
-    parts = [a for a in attrs.values() if isinstance(a.get("start"), int)]
     dosage: dict[str, Any] = {}
-    if parts:
-        dosage["text"] = " ".join(a["text"] for a in sorted(parts, key=lambda a: a["start"]))
+    parts = sorted(attrs.values(), key=lambda a: (a["start"], -a["end"]))
+    outer = [
+        a
+        for a in parts
+        if not any(o is not a and o["start"] <= a["start"] and a["end"] <= o["end"] for o in parts)
+    ]
+    if outer:
+        dosage["text"] = " ".join(a["text"] for a in outer)
     if "route" in attrs:
         dosage["route"] = {
             "coding": [
