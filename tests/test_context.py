@@ -2,6 +2,7 @@
 
 import pytest
 
+import nlp
 from tests.conftest import find
 
 CASES = [
@@ -93,3 +94,20 @@ def test_family_history_section_default(pipe) -> None:
 def test_instructions_section_is_hypothetical(pipe) -> None:
     record = pipe.annotate("Discharge Instructions:\nCall for chest pain.")
     assert find(record, "chest pain").assertion == "hypothetical"
+
+
+def test_matching_only_mention_sentences_changes_no_decision(samples) -> None:
+    pipe = nlp.load("lexicon")
+    medspacy_context = pipe.nlp.get_pipe("clinical_context")._context
+    restricted = medspacy_context._ConText__matcher
+
+    def decisions(text: str) -> list[tuple]:
+        return [(m.start, m.end, m.assertion, m.subject, m.cues) for m in pipe.annotate(text).mentions]
+
+    for name, text in samples.items():
+        fast = decisions(text)
+        medspacy_context._ConText__matcher = restricted.full
+        try:
+            assert decisions(text) == fast, name
+        finally:
+            medspacy_context._ConText__matcher = restricted

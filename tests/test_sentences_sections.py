@@ -1,5 +1,7 @@
 import pytest
 
+import nlp
+
 NOTE = """HPI: 67M with HTN presents with CP.
 He denies fever. No known drug allergies otherwise.
 PAST MEDICAL HISTORY
@@ -68,3 +70,37 @@ def test_header_variants(pipe, text: str, category: str) -> None:
 def test_no_header_mid_sentence(pipe) -> None:
     record = pipe.annotate("He has no known drug allergies: none. Seen by cardiology consult.")
     assert all(s.category is None for s in record.sections)
+
+
+def test_line_start_matching_finds_the_same_sections(samples) -> None:
+    pipe = nlp.load("lexicon")
+    sectionizer = pipe.nlp.get_pipe("clinical_sections")._sectionizer
+    restricted = sectionizer._Sectionizer__matcher
+    extra = "HPI:  pain\r\n\r\n  PMH (reviewed): HTN\n\nAllergies\n  NKDA. Plan: rest\nFamily history: none"
+
+    def sections(text: str) -> list[tuple]:
+        return [(s.category, s.start, s.end) for s in pipe.annotate(text).sections]
+
+    for name, text in [*samples.items(), ("extra", extra)]:
+        fast = sections(text)
+        sectionizer._Sectionizer__matcher = restricted.full
+        try:
+            assert sections(text) == fast, name
+        finally:
+            sectionizer._Sectionizer__matcher = restricted
+
+
+@pytest.mark.parametrize(
+    ("text", "starts"),
+    [
+        ("a b\nc d", ["a", "c"]),
+        ("a\r\n\r\n  b c\n", ["a", "b"]),
+        ("\n\na", ["\n\n", "a"]),
+        ("a", ["a"]),
+    ],
+)
+def test_line_starts(text, starts) -> None:
+    from nlp.components.sections import line_starts
+
+    doc = nlp.load("lexicon").nlp.make_doc(text)
+    assert [doc[i].text for i in line_starts(doc)] == starts

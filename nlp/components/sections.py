@@ -5,6 +5,11 @@ default false headers in mid-sentence ("No known drug allergies otherwise."). Se
 categories reach mentions through medspaCy's ``token._.section_category``.
 """
 
+import bisect
+import re
+
+from medspacy.common.medspacy_matcher import MedspacyMatcher
+from medspacy.common.util import prune_overlapping_matches
 from medspacy.section_detection import Sectionizer, SectionRule
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -30,6 +35,61 @@ def section_rules(nlp: Language) -> list[SectionRule]:
     return rules
 
 
+def pattern_length(pattern: list[dict]) -> int:
+    """The most tokens a token pattern can match (``{m,n}`` counts n, ``?`` 1)."""
+    total = 0
+    for token in pattern:
+        op = token.get("OP", "")
+        bounds = re.fullmatch(r"\{(\d*),?(\d*)\}", op)
+        total += int(bounds.group(2) or bounds.group(1)) if bounds else 1
+    return total
+
+
+_LINE_BREAK = re.compile(r"[\n\r][\s]*")
+
+
+def line_starts(doc: Doc) -> list[int]:
+    """Indices of the tokens that start a line (the first token, and any after a line break)."""
+    idx = doc.to_array("IDX").tolist()
+    starts = [0]
+    for m in _LINE_BREAK.finditer(doc.text):
+        j = bisect.bisect_left(idx, m.end())
+        if j < len(idx) and idx[j] == m.end() and j > starts[-1]:
+            starts.append(j)
+    return starts
+
+
+class LineStartMatcher:
+    """medspaCy's section matcher, tried only where a line starts.
+
+    With ``require_start_line`` medspaCy matches the whole Doc and then drops every match that
+    does not start a line; header patterns cannot cross a line break, so matching a short window
+    at each line start gives the same headers at a fraction of the cost. spaCy's ``Matcher``
+    returns offsets relative to a Span, its ``PhraseMatcher`` relative to the Doc.
+    """
+
+    def __init__(self, matcher: MedspacyMatcher, window: int) -> None:
+        self.full = matcher  # the unrestricted matcher
+        self.rule_map = matcher.rule_map
+        self._prune = matcher._prune
+        self._token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
+        self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
+        self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
+        self._window = window
+
+    def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
+        n = len(doc)
+        starts = line_starts(doc) if n else []
+        matches: list[tuple[int, int, int]] = []
+        for start in starts:
+            window = doc[start : min(n, start + self._window)]
+            matches += [(m, s + start, e + start) for m, s, e in self._token(window) if s == 0]
+            matches += [(m, s, e) for m, s, e in self._phrase(window) if s == start]
+        if self._regex._patterns:
+            matches += [m for m in self._regex(doc) if m[1] in set(starts)]
+        return prune_overlapping_matches(matches) if self._prune else sorted(matches, key=lambda m: m[1:])
+
+
 class ClinicalSections:
     """Wraps :class:`medspacy.section_detection.Sectionizer` with the project's rules."""
 
@@ -42,7 +102,12 @@ class ClinicalSections:
             input_span_type=None,
             span_attrs=None,
         )
-        self._sectionizer.add(section_rules(nlp))
+        rules = section_rules(nlp)
+        self._sectionizer.add(rules)
+        window = max(pattern_length(r.pattern) for r in rules)
+        self._sectionizer._Sectionizer__matcher = LineStartMatcher(
+            self._sectionizer._Sectionizer__matcher, window
+        )
 
     def __call__(self, doc: Doc) -> Doc:
         return self._sectionizer(doc)

@@ -11,6 +11,8 @@ Abbreviations with a full stop (``Dr.``, ``b.i.d.``, ``vs.``) are single tokens 
 :mod:`nlp.components.tokenizer`), so they never end a sentence.
 """
 
+import numpy
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
@@ -61,8 +63,8 @@ def split_sentences(doc: Doc) -> Doc:
             sent_start = i
         prev_content = token
         newline_run = ""
-    for token, start in zip(doc, starts, strict=True):
-        token.is_sent_start = start
+    # one array write: setting token.is_sent_start checks the whole Doc's annotation each time
+    doc.from_array([SENT_START], numpy.array([[1 if s else -1] for s in starts], dtype="int32"))
     return doc
 
 
