@@ -64,7 +64,8 @@ def split_sentences(doc: Doc) -> Doc:
         prev_content = token
         newline_run = ""
     # one array write: setting token.is_sent_start checks the whole Doc's annotation each time
-    doc.from_array([SENT_START], numpy.array([[1 if s else -1] for s in starts], dtype="int32"))
+    flags = numpy.array([1 if s else -1 for s in starts], dtype="int64").astype("uint64")
+    doc.from_array([SENT_START], flags.reshape((n, 1)))
     return doc
 
 

@@ -85,6 +85,13 @@ class Stoplist(_Strict):
     terms: list[str]
 
 
+class ModelMentionRules(_Strict):
+    version: int
+    description: str
+    leading_cues: list[str]  # trimmed from the start of a model mention
+    not_mentions: list[str]  # whole mention texts a model may not claim
+
+
 class Relationship(_Strict):
     code: str
     display: str
@@ -121,6 +128,7 @@ SCHEMAS: dict[str, type[_Strict]] = {
     "context_rules": ContextRules,
     "clinical_terms": ClinicalTerms,
     "lexicon_stoplist": Stoplist,
+    "model_mentions": ModelMentionRules,
     "relationships": Relationships,
     "medication": MedicationVocabulary,
 }

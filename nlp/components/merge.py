@@ -1,0 +1,128 @@
+"""Deterministic merge of model mentions into the lexicon's span group.
+
+First the model's spans are cleaned (``model_mentions.json``): leading assertion cues are trimmed
+("denies chest pain" → "chest pain", so ConText still sees the cue), and spans that are a listed
+non-mention ("Cardiovascular", "medication"), touch a section header or are a whole line in
+capitals ("TELEPHONE ENCOUNTER") are dropped.
+
+The lexicon knows codes; a model knows boundaries and words no vocabulary spells. For every model
+span, in document order:
+
+- no overlap with a kept mention: it is added (``source`` ``model:<name>``; the linker may code it);
+- it overlaps mentions of labels only the lexicon produces (DRUG_CLASS, NO_KNOWN_ALLERGY): dropped;
+- it is longer than everything it overlaps and contains them all: it replaces them, and when it
+  contains exactly one mention of its own label it keeps that mention's codes, flags and
+  ``source`` (``model:<name>+lexicon:<...>``), so "worsening LE edema" keeps the code of "edema";
+- otherwise (same extent, shorter, or crossing): the lexicon mention stays; when extent and label
+  are the same its ``source`` gains ``+model``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+from spacy.tokens import Doc, Span
+
+from nlp import resources
+from nlp.components.lexicon import SPAN_GROUP
+
+LEXICON_ONLY_LABELS = frozenset({"DRUG_CLASS", "NO_KNOWN_ALLERGY"})
+_COPIED = ("codes", "chronic", "expansion", "char_range")
+
+
+def merge_into_clinical(doc: Doc, found: Iterable[tuple[Span, float]], source: str) -> None:
+    """Merge a model's ``(span, score)`` pairs into ``doc.spans["clinical"]``.
+
+    The model's spans must carry no ``._`` values yet: spaCy keys span extensions by offsets and
+    label, so setting ``source`` on a model span would overwrite a lexicon mention's of the same
+    extent. Only the spans this function keeps get ``source`` and ``score``.
+    """
+    kept: list[Span] = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
+    cleaned = clean_model_spans(doc, found)
+    for candidate, score in sorted(cleaned, key=lambda f: (f[0].start, -f[0].end, f[0].label_)):
+        overlapping = [s for s in kept if s.start < candidate.end and candidate.start < s.end]
+        if not overlapping:
+            _set(candidate, source, score)
+            kept.append(candidate)
+            continue
+        if any(s.label_ in LEXICON_ONLY_LABELS for s in overlapping):
+            continue
+        contains_all = all(candidate.start <= s.start and s.end <= candidate.end for s in overlapping)
+        longer = all(len(candidate) > len(s) for s in overlapping)
+        if contains_all and longer:
+            same_label = [s for s in overlapping if s.label_ == candidate.label_]
+            _set(candidate, source, score)
+            if len(same_label) == 1:
+                _inherit(candidate, same_label[0])
+            kept = [s for s in kept if s not in overlapping]
+            kept.append(candidate)
+            continue
+        for s in overlapping:
+            if (s.start, s.end, s.label_) == (candidate.start, candidate.end, candidate.label_):
+                s._.source = f"{s._.source}+model" if s._.source else source
+    doc.spans[SPAN_GROUP] = sorted(kept, key=lambda s: (s.start, s.end, s.label_))
+
+
+def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tuple[Span, float]]:
+    """Trim leading cues off model spans; drop listed non-mentions and spans on section headers."""
+    cues, not_mentions = _rules()
+    headers = {
+        i
+        for section in getattr(doc._, "sections", None) or ()
+        if section.title_span
+        for i in range(section.title_span[0], section.title_span[1])
+    }
+    out = []
+    for span, score in found:
+        start, end = span.start, span.end
+        trimmed = True
+        while trimmed and start < end:
+            trimmed = False
+            for cue in cues:
+                n = len(cue)
+                if end - start > n and tuple(t.lower_ for t in doc[start : start + n]) == cue:
+                    start, trimmed = start + n, True
+                    break
+        while end > start and doc[end - 1].is_punct:
+            end -= 1
+        if start == end or doc[start:end].text.lower() in not_mentions:
+            continue
+        if any(i in headers for i in range(start, end)) or _capital_line(doc, start, end):
+            continue
+        out.append(
+            (span if (start, end) == (span.start, span.end) else Span(doc, start, end, span.label), score)
+        )
+    return out
+
+
+def _capital_line(doc: Doc, start: int, end: int) -> bool:
+    """The span is a whole line written in capitals (a title, not a finding)."""
+    text = doc[start:end].text
+    if not text.isupper() or len(text) < 4:
+        return False
+    line_start = start == 0 or "\n" in doc[start - 1].text_with_ws
+    rest = doc[end:]
+    line_end = (
+        end == len(doc) or "\n" in doc[end - 1].whitespace_ or rest[0].is_space and "\n" in rest[0].text
+    )
+    return line_start and line_end
+
+
+@functools.cache
+def _rules() -> tuple[list[tuple[str, ...]], frozenset[str]]:
+    spec = resources.load("model_mentions")
+    cues = sorted({tuple(c.lower().split()) for c in spec.leading_cues}, key=len, reverse=True)
+    return cues, frozenset(t.lower() for t in spec.not_mentions)
+
+
+def _set(span: Span, source: str, score: float) -> None:
+    span._.source = source
+    span._.score = score
+
+
+def _inherit(target: Span, source: Span) -> None:
+    for attr in _COPIED:
+        setattr(target._, attr, getattr(source._, attr))
+    if source._.source:
+        target._.source = f"{target._.source}+{source._.source}"

@@ -1,0 +1,1 @@
+"""Training: examples from the corpora, the spaCy CNN and the MiniLM token classifier."""
