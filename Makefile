@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all bench lint clean
+.PHONY: install run test bench evaluate train-ner train-ner-transformer lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,train]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,20 @@ test: install
 ## load time and words/s on the sample notes (README figures)
 bench: install
 	$(VENV)/bin/notes2fhir bench
+
+## P/R/F1 on the official test splits (README results table); writes out/eval/*.json
+EVAL_CORPORA ?= bc5cdr ncbi_disease chia
+EVAL_PIPELINES ?= lexicon fast accurate
+evaluate: install
+	for c in $(EVAL_CORPORA); do for p in $(EVAL_PIPELINES); do \
+	  $(VENV)/bin/notes2fhir evaluate $$c --split test --pipeline $$p || exit 1; done; done
+
+## retrain the shipped models (single-threaded and seeded; see models/README.md)
+train-ner: install
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/notes2fhir -v train ner --arch cnn --out models/ner-cnn
+
+train-ner-transformer: install
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/notes2fhir -v train ner --arch transformer --out models/ner-minilm
 
 lint: install
 	$(VENV)/bin/ruff check nlp service corpora tests

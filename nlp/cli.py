@@ -1,4 +1,4 @@
-"""``notes2fhir`` command line: annotate notes, measure speed."""
+"""``notes2fhir`` command line: annotate notes, measure speed, evaluate on corpora, train models."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -89,11 +90,19 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Cold and warm load time, and words/s against a tokenizer-only baseline in the same run."""
+    """Load time and words/s, against the tokenizer alone and a baseline pipeline in the same run."""
     from nlp import batch, terminology
     from nlp.pipeline import load
 
-    texts = [s.text for s in batch.read_notes(args.paths) if s.text is not None]
+    if args.corpus:
+        import corpora
+
+        rows = corpora.load(args.corpus, split=args.split)
+        texts = [r["text"] for r in rows.select(range(min(args.limit or len(rows), len(rows))))]
+        source = f"{args.corpus}/{args.split}"
+    else:
+        texts = [s.text for s in batch.read_notes(args.paths) if s.text is not None]
+        source = ", ".join(args.paths)
     words = sum(len(t.split()) for t in texts) * args.repeat
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
@@ -103,34 +112,98 @@ def cmd_bench(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         pipe = load(args.pipeline, cache_dir=cache).warm_up()
         warm = time.perf_counter() - t0
-    for text in texts[:2]:
-        pipe.annotate(text)  # first-call effects (lazy regex/matcher set-up) stay out of the timing
-    t0 = time.perf_counter()
-    for _ in range(args.repeat):
-        for text in texts:
-            pipe.nlp.make_doc(text)
-    base = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(args.repeat):
-        for text in texts:
-            pipe.annotate(text)
-    full = time.perf_counter() - t0
+    baseline = load(args.baseline).warm_up() if args.baseline else None
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def seconds(run) -> float:
+        for text in texts[:2]:
+            run(text)  # first-call effects (lazy regex/matcher set-up) stay out of the timing
+        t0 = time.perf_counter()
+        for _ in range(args.repeat):
+            for text in texts:
+                run(text)
+        return time.perf_counter() - t0
+
+    base = seconds(pipe.nlp.make_doc)
+    full = seconds(pipe.annotate)
     result = {
         "pipeline": pipe.id,
+        "texts": source,
         "notes": len(texts) * args.repeat,
         "words": words,
         "load_cold_s": round(cold, 2),
         "load_warm_s": round(warm, 2),
+        "max_rss_mb": round(rss_mb),
         "pipeline_words_per_s": round(words / full),
         "tokenizer_words_per_s": round(words / base),
         "pipeline_time_vs_tokenizer": round(full / base, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
+    if baseline is not None:
+        other = seconds(baseline.annotate)
+        result[f"{args.baseline}_words_per_s"] = round(words / other)
+        result[f"pipeline_time_vs_{args.baseline}"] = round(full / other, 2)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(json.dumps(result, indent=2))
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Strict and overlap P/R/F1 of a pipeline on a corpus split; table on stdout, JSON to a file."""
+    from nlp.evaluation.ner import evaluate_ner, format_table
+    from nlp.pipeline import load
+
+    if args.task == "linking":
+        return _evaluate_linking(args)
+    pipe = load(args.pipeline).warm_up()
+    report = evaluate_ner(
+        pipe, args.corpus, args.split, corpus_dir=args.corpus_dir, limit=args.limit, workers=args.workers
+    )
+    print(
+        f"{report['corpus']} / {report['split']} / {report['pipeline']}: {report['documents']} documents, "
+        f"{report['words_per_s']} words/s ({report['workers']} worker(s))"
+        + ("; partial annotation: recall only" if report["recall_only"] else "")
+    )
+    _print_table(format_table(report), ["match", "label", "P", "R", "F1", "gold", "predicted"])
+    output = Path(args.output or Path("out") / "eval" / f"{args.corpus}-{args.split}-{args.pipeline}.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"written {output}")
+    return 0
+
+
+def _evaluate_linking(args: argparse.Namespace) -> int:
+    from nlp.evaluation.linking import evaluate_linking
+    from nlp.pipeline import DEFAULT_CACHE_DIR
+
+    report = evaluate_linking(
+        args.corpus, args.split, corpus_dir=args.corpus_dir, cache_dir=DEFAULT_CACHE_DIR
+    )
+    report.pop("sweep", None)
+    print(json.dumps(report, indent=1))
+    output = Path(args.output or Path("out") / "eval" / f"{args.corpus}-{args.split}-linking.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train an NER model from the corpora's train splits (best epoch chosen on validation)."""
+    out = Path(args.out)
+    corpora_names = tuple(args.corpora.split(","))
+    if args.arch == "cnn":
+        from nlp.train.cnn import train_cnn
+
+        report = train_cnn(out, corpora_names=corpora_names, epochs=args.epochs or 20, seed=args.seed)
+    else:
+        from nlp.train.transformer import train_transformer
+
+        report = train_transformer(out, corpora=corpora_names, epochs=args.epochs or 3, seed=args.seed)
+    print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import corpora
     from nlp.pipeline import DEFAULT_MAX_CHARS, PIPELINES, VERSION
 
     parser = argparse.ArgumentParser(prog="notes2fhir", description="Clinical notes in, FHIR R4 records out.")
@@ -156,8 +229,40 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="load time and words/s (vs. the tokenizer alone, same run)")
     bench.add_argument("paths", nargs="*", default=[str(SAMPLES)])
     bench.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
+    bench.add_argument("--baseline", choices=sorted(PIPELINES), help="also time this pipeline (same run)")
+    bench.add_argument("--corpus", help="take the notes from a corpus instead of paths (e.g. mtsamples)")
+    bench.add_argument("--split", default="test", help="corpus split (with --corpus)")
+    bench.add_argument("--limit", type=int, help="first N notes of the corpus split")
     bench.add_argument("--repeat", type=int, default=20)
     bench.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser("evaluate", help="P/R/F1 of a pipeline on an annotated corpus split")
+    ev.add_argument("corpus", help="corpus name: " + ", ".join(sorted(corpora.REGISTRY)))
+    ev.add_argument("--split", default="test")
+    ev.add_argument(
+        "--task",
+        choices=["ner", "linking"],
+        default="ner",
+        help="mentions (P/R/F1) or codes of gold mentions",
+    )
+    ev.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
+    ev.add_argument(
+        "--corpus-dir", help=f"the corpus folder (default: ${corpora.ENV_VAR}/<name> or ../shared/corpora)"
+    )
+    ev.add_argument("--limit", type=int, help="score only the first N documents")
+    ev.add_argument("--workers", type=int, default=1, help="worker processes")
+    ev.add_argument("-o", "--output", help="JSON report (default out/eval/<corpus>-<split>-<pipeline>.json)")
+    ev.set_defaults(func=cmd_evaluate)
+
+    train = sub.add_parser("train", help="train a model (see models/README.md)")
+    train_sub = train.add_subparsers(dest="what", required=True)
+    ner = train_sub.add_parser("ner", help="NER from the union of the corpora's train splits")
+    ner.add_argument("--arch", choices=["cnn", "transformer"], default="cnn")
+    ner.add_argument("--out", required=True, help="output model folder")
+    ner.add_argument("--corpora", default="bc5cdr,ncbi_disease,chia", help="comma-separated corpus names")
+    ner.add_argument("--epochs", type=int, help="maximum epochs (cnn 20, transformer 3)")
+    ner.add_argument("--seed", type=int, default=13)
+    ner.set_defaults(func=cmd_train)
     return parser
 
 

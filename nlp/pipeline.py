@@ -21,11 +21,14 @@ from nlp import resources
 from nlp.components import (  # noqa: F401  (registers the factories)
     abbreviations,
     allergies,
+    cnn_ner,
     context,
     lexicon,
+    linker,
     medication,
     sections,
     sentences,
+    transformer_ner,
 )
 from nlp.components.lexicon import SPAN_GROUP
 from nlp.components.tokenizer import build_tokenizer
@@ -38,20 +41,20 @@ VERSION = "0.1.0"
 DEFAULT_MAX_CHARS = 100_000
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "notes2fhir"
 
-# name -> ordered spaCy components (factory names); the mention producers are marked
+# name -> ordered spaCy components (factory names)
+_FRONT = ("clinical_sentences", "clinical_sections", "clinical_abbreviations", "clinical_lexicon")
+_BACK = ("clinical_medication", "clinical_context", "clinical_allergies")
 PIPELINES: dict[str, tuple[str, ...]] = {
-    "default": (
-        "clinical_sentences",
-        "clinical_sections",
-        "clinical_abbreviations",
-        "clinical_lexicon",
-        "clinical_medication",
-        "clinical_context",
-        "clinical_allergies",
-    ),
+    # vocabularies only: every mention has a code
+    "lexicon": (*_FRONT, *_BACK),
+    # + the spaCy CNN NER (models/ner-cnn); model-found mentions are coded by the linker
+    "fast": (*_FRONT, "clinical_cnn_ner", "clinical_linker", *_BACK),
+    # + the MiniLM token classifier (models/ner-minilm, int8 ONNX on onnxruntime)
+    "accurate": (*_FRONT, "clinical_transformer_ner", "clinical_linker", *_BACK),
 }
-PIPELINES["lexicon"] = PIPELINES["default"]
-MENTION_PRODUCERS = {"clinical_lexicon"}
+PIPELINES["default"] = PIPELINES["fast"]
+# components that find mentions; in targets mode the caller's spans replace all of them
+MENTION_PRODUCERS = {"clinical_lexicon", "clinical_cnn_ner", "clinical_transformer_ner", "clinical_linker"}
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -100,13 +103,17 @@ class Pipeline:
         self.nlp = nlp
         self.max_chars = max_chars
         self.cache_dir = cache_dir
-        fp = hashlib.sha256((VERSION + name + resources.fingerprint()).encode()).hexdigest()[:12]
+        models = [proc for _, proc in nlp.pipeline if hasattr(proc, "labels") and hasattr(proc, "source")]
+        identity = VERSION + name + resources.fingerprint() + "".join(m.source for m in models)
+        fp = hashlib.sha256(identity.encode()).hexdigest()[:12]
         self.info = PipelineInfo(
             name=name,
             version=VERSION,
             fingerprint=fp,
             components=tuple(nlp.pipe_names),
-            labels=get_args(resources.TermLabel),
+            labels=tuple(
+                sorted({*get_args(resources.TermLabel), *(lab for m in models for lab in m.labels)})
+            ),
             max_chars=max_chars,
         )
 
@@ -115,8 +122,10 @@ class Pipeline:
         return self.info.id
 
     def warm_up(self) -> Pipeline:
-        """Load lazy resources (the terminology) now rather than on the first note."""
+        """Load lazy resources (the terminology, the linker's index) now rather than on the first note."""
         self.nlp.get_pipe("clinical_lexicon").terminology  # noqa: B018
+        if "clinical_linker" in self.nlp.pipe_names:
+            self.nlp.get_pipe("clinical_linker").linker  # noqa: B018
         return self
 
     # ------------------------------------------------------------------ single note
@@ -137,7 +146,8 @@ class Pipeline:
             checked = _check_targets(targets, len(text))
         for name, proc in self.nlp.pipeline:
             if targets is not None and name in MENTION_PRODUCERS:
-                self._inject_targets(doc, checked)
+                if name == "clinical_lexicon":
+                    self._inject_targets(doc, checked)
                 continue
             doc = proc(doc)
         return doc
@@ -274,7 +284,9 @@ def build_nlp(name: str, cache_dir: Path | None) -> Language:
     nlp.tokenizer = build_tokenizer(nlp)
     for component in PIPELINES[name]:
         config = (
-            {"cache_dir": str(cache_dir) if cache_dir else None} if component == "clinical_lexicon" else {}
+            {"cache_dir": str(cache_dir) if cache_dir else None}
+            if component in ("clinical_lexicon", "clinical_linker")
+            else {}
         )
         nlp.add_pipe(component, config=config)
     nlp.max_length = DEFAULT_MAX_CHARS * 10

@@ -148,3 +148,13 @@ def test_evidence_records_cues(pipe) -> None:
     subs = cond["extension"][0]["extension"]
     assert {"url": "cue", "valueString": "negated_existence neg.deny: Denies [0:6]"} in subs
     assert find(pipe.annotate("Denies chest pain."), "chest pain").assertion == "absent"
+
+
+def test_tests_and_procedures_stay_out_of_the_bundle(pipe) -> None:
+    text = "Echocardiogram showed reduced ejection fraction. Cardiac catheterization planned for CAD."
+    record = pipe.annotate(text, targets=[(0, 14, "TEST"), (49, 72, "PROCEDURE"), (85, 88, "PROBLEM")])
+    assert [m.label for m in record.mentions] == ["TEST", "PROCEDURE", "PROBLEM"]
+    bundle = record.to_fhir()
+    validate(bundle)
+    texts = {e["resource"].get("code", {}).get("text") for e in bundle["entry"]}
+    assert "CAD" in texts and "Echocardiogram" not in texts and "Cardiac catheterization" not in texts

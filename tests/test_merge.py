@@ -80,6 +80,12 @@ def _merged(blank, lexicon: list[tuple[str, str]], model: list[tuple[str, str]])
                 ("beta blockers", "DRUG_CLASS", "lexicon:curated", False),
             ],
         ),
+        # a model span over mentions of different labels is not one mention
+        (
+            [("aspirin", "DRUG"), ("allergy", "PROBLEM")],
+            [("aspirin allergy", "DRUG")],
+            [("aspirin", "DRUG", "lexicon:curated", False), ("allergy", "PROBLEM", "lexicon:curated", False)],
+        ),
         # a model span covering two lexicon mentions takes neither's codes
         (
             [("edema", "PROBLEM"), ("chest pain", "PROBLEM")],
@@ -117,10 +123,14 @@ def test_merge_without_a_clinical_group(blank) -> None:
         ("Cardiovascular: no murmurs", "Cardiovascular", []),
         ("He takes his medication daily", "medication", []),
         ("Worsening LE edema.", "LE edema.", ["LE edema"]),
-        ("Denies.", "Denies", ["Denies"]),  # nothing left to trim to: kept as it is
+        ("Denies.", "Denies", []),  # a cue alone is not a mention
         ("TELEPHONE ENCOUNTER\nPatient called.", "TELEPHONE ENCOUNTER", []),
         ("Seen for COPD\nstable", "COPD", ["COPD"]),  # capitals, but not the whole line
         ("Called back.\nJane Doe, RN", "RN", []),
+        ("- CKD stage 3", "- CKD stage 3", ["CKD stage 3"]),
+        ("| HR    | 72 |", "| HR    ", ["HR"]),
+        ("acetaminophen PRN knee pain", "PRN knee pain", ["knee pain"]),
+        ("MRN: TEST-000005", "TEST-000005", []),
     ],
 )
 def test_model_spans_are_cleaned(blank, text, model, expected) -> None:
@@ -129,3 +139,21 @@ def test_model_spans_are_cleaned(blank, text, model, expected) -> None:
     span = doc.char_span(start, start + len(model), label="PROBLEM")
     merge_into_clinical(doc, [(span, 1.0)], "model:x")
     assert [s.text for s in doc.spans["clinical"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "model", "expected"),
+    [
+        ("Creatinine 1.4 today.", "Creatinine", [("Creatinine", "TEST")]),  # a lab value, not a medication
+        ("Na 134, K 4.1", "Na", [("Na", "TEST")]),
+        ("Na 134, K 4.1", "Na 134", [("Na", "TEST")]),
+        ("Denies cocaine use.", "cocaine", []),  # not a medication statement
+        ("Started metformin 500 mg.", "metformin", [("metformin", "DRUG")]),
+    ],
+)
+def test_lab_analytes_are_not_drugs(blank, text, model, expected) -> None:
+    doc = blank(text)
+    start = text.index(model)
+    span = doc.char_span(start, start + len(model), label="DRUG")
+    merge_into_clinical(doc, [(span, 1.0)], "model:x")
+    assert [(s.text, s.label_) for s in doc.spans["clinical"]] == expected

@@ -3,11 +3,14 @@
 The trained pipeline (tok2vec + ner, trained by :mod:`nlp.train.cnn` with the same tokenizer) runs
 on our Doc; its entities become mention spans merged into ``doc.spans["clinical"]`` by
 :func:`nlp.components.merge.merge_into_clinical`, and ``doc.ents`` is left empty again. The greedy
-transition parser gives no confidence, so model mentions carry ``score`` 1.0 and
-``source`` ``model:<model folder name>@<version>``.
+transition parser gives no per-mention confidence, so a model mention's ``score`` is the model's
+measured precision on the validation splits (``training.json``), and its ``source`` is
+``model:<model folder name>@<version>``.
 """
 
+import json
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import spacy
 from spacy.language import Language
@@ -19,6 +22,16 @@ from nlp.components.merge import merge_into_clinical
 from nlp.models import resolve_model_dir
 
 
+def validation_precision(model_dir: Path) -> float:
+    """The model's strict precision on the validation splits at its best epoch (``training.json``)."""
+    path = model_dir / "training.json"
+    if not path.exists():
+        return 1.0
+    report = json.loads(path.read_text("utf-8"))
+    best = next(h for h in report["history"] if h["epoch"] == report["best_epoch"])
+    return float(best["dev_p"])
+
+
 class CnnNer:
     """Runs a trained tok2vec + ner pipeline on our Docs and merges what it finds."""
 
@@ -28,8 +41,13 @@ class CnnNer:
         self.batch_size = batch_size
         self.inner = spacy.load(self.model_dir)
         self.source = f"model:{self.model_dir.name}@{self.inner.meta.get('version', '0')}"
+        self.score = validation_precision(self.model_dir)
         for label in self.inner.get_pipe("ner").labels:
             nlp.vocab.strings.add(label)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.inner.get_pipe("ner").labels)
 
     def __call__(self, doc: Doc) -> Doc:
         for _, proc in self.inner.pipeline:
@@ -43,7 +61,7 @@ class CnnNer:
             yield from (self._merge(doc) for doc in batch)
 
     def _merge(self, doc: Doc) -> Doc:
-        found = [(span, 1.0) for span in doc.ents]
+        found = [(span, self.score) for span in doc.ents]
         doc.ents = []
         merge_into_clinical(doc, found, self.source)
         return doc

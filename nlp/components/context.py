@@ -15,8 +15,6 @@ Section defaults (``sections.json`` ``span_defaults``) apply when no cue decides
 import re
 from typing import Any
 
-from medspacy.common.medspacy_matcher import MedspacyMatcher
-from medspacy.common.util import prune_overlapping_matches
 from medspacy.context import ConText, ConTextRule
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -24,6 +22,7 @@ from spacy.tokens import Doc, Span
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
 from nlp.components.sentences import sentence_ends
+from nlp.components.windowed_matching import WindowedMatcher
 
 CATEGORY_TO_ASSERTION = {
     "NEGATED_EXISTENCE": "absent",
@@ -57,36 +56,6 @@ def context_rules() -> list[ConTextRule]:
     return rules
 
 
-class MentionSentenceMatcher:
-    """medspaCy's ConText matcher, run only over the sentences that hold a mention.
-
-    A ConText cue acts inside its own sentence, so cues in other sentences cannot change any
-    decision; matching the whole Doc was most of ConText's time on long notes. The result is
-    the same list of matches (``tests/test_context.py`` checks this on every sample note).
-    spaCy's ``Matcher`` returns offsets relative to a Span, its ``PhraseMatcher`` relative to
-    the Doc. medspaCy keeps its matchers in private attributes; medspaCy is pinned (1.3.1).
-    """
-
-    def __init__(self, matcher: MedspacyMatcher) -> None:
-        self.full = matcher  # the unrestricted matcher
-        self.rule_map = matcher.rule_map
-        self._prune = matcher._prune
-        self._token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
-        self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
-        self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
-
-    def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
-        matches: list[tuple[int, int, int]] = []
-        sentences = mention_sentences(doc)
-        for start, end in sentences:
-            sent = doc[start:end]
-            matches += [(m, s + start, e + start) for m, s, e in self._token(sent)]
-            matches += self._phrase(sent)
-        if self._regex._patterns:
-            matches += [m for m in self._regex(doc) if any(s <= m[1] < e for s, e in sentences)]
-        return prune_overlapping_matches(matches) if self._prune else matches
-
-
 def mention_sentences(doc: Doc) -> list[tuple[int, int]]:
     """Token ranges of the sentences that hold a mention of ``doc.spans["clinical"]``."""
     found: set[tuple[int, int]] = set()
@@ -114,7 +83,10 @@ class ClinicalContext:
             prune_on_modifier_overlap=True,
         )
         self._context.add(context_rules())
-        self._context._ConText__matcher = MentionSentenceMatcher(self._context._ConText__matcher)
+        # a cue acts inside its own sentence: match only the sentences that hold a mention
+        self._context._ConText__matcher = WindowedMatcher(
+            self._context._ConText__matcher, mention_sentences, anchored=False
+        )
         self._section_defaults = resources.load("sections").span_defaults
         self._relationships = resources.load("relationships").relationships
 

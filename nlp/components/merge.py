@@ -1,15 +1,17 @@
 """Deterministic merge of model mentions into the lexicon's span group.
 
-First the model's spans are cleaned (``model_mentions.json``): leading assertion cues are trimmed
-("denies chest pain" → "chest pain", so ConText still sees the cue), and spans that are a listed
-non-mention ("Cardiovascular", "medication"), touch a section header or are a whole line in
-capitals ("TELEPHONE ENCOUNTER") are dropped.
+First the model's spans are cleaned (``model_mentions.json``): leading assertion cues, bullets and
+"PRN" are trimmed ("denies chest pain" → "chest pain", so ConText still sees the cue); spans that
+are a listed non-mention ("Cardiovascular", "RRR"), an identifier, touch a section header or are a
+whole line in capitals ("TELEPHONE ENCOUNTER") are dropped; a DRUG span that names a lab analyte
+("creatinine 1.2") becomes a TEST, or is dropped when no value follows.
 
 The lexicon knows codes; a model knows boundaries and words no vocabulary spells. For every model
 span, in document order:
 
 - no overlap with a kept mention: it is added (``source`` ``model:<name>``; the linker may code it);
-- it overlaps mentions of labels only the lexicon produces (DRUG_CLASS, NO_KNOWN_ALLERGY): dropped;
+- it overlaps a mention of another label, or of a label only the lexicon produces (DRUG_CLASS,
+  NO_KNOWN_ALLERGY): dropped ("Sulfa drugs - rash" is a drug and its reaction, not one mention);
 - it is longer than everything it overlaps and contains them all: it replaces them, and when it
   contains exactly one mention of its own label it keeps that mention's codes, flags and
   ``source`` (``model:<name>+lexicon:<...>``), so "worsening LE edema" keeps the code of "edema";
@@ -20,13 +22,15 @@ span, in document order:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
 
+_IDENTIFIER = re.compile(r"^[a-z]*-?\d{4,}$")
 LEXICON_ONLY_LABELS = frozenset({"DRUG_CLASS", "NO_KNOWN_ALLERGY"})
 _COPIED = ("codes", "chronic", "expansion", "char_range")
 
@@ -46,8 +50,8 @@ def merge_into_clinical(doc: Doc, found: Iterable[tuple[Span, float]], source: s
             _set(candidate, source, score)
             kept.append(candidate)
             continue
-        if any(s.label_ in LEXICON_ONLY_LABELS for s in overlapping):
-            continue
+        if any(s.label_ in LEXICON_ONLY_LABELS or s.label_ != candidate.label_ for s in overlapping):
+            continue  # "Sulfa drugs - rash": one model span over a drug and its reaction
         contains_all = all(candidate.start <= s.start and s.end <= candidate.end for s in overlapping)
         longer = all(len(candidate) > len(s) for s in overlapping)
         if contains_all and longer:
@@ -65,8 +69,8 @@ def merge_into_clinical(doc: Doc, found: Iterable[tuple[Span, float]], source: s
 
 
 def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tuple[Span, float]]:
-    """Trim leading cues off model spans; drop listed non-mentions and spans on section headers."""
-    cues, not_mentions = _rules()
+    """Trim cues and punctuation off model spans, drop non-mentions, relabel lab analytes (see module doc)."""
+    cues, not_mentions, analytes = _rules()
     headers = {
         i
         for section in getattr(doc._, "sections", None) or ()
@@ -75,25 +79,45 @@ def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tup
     }
     out = []
     for span, score in found:
-        start, end = span.start, span.end
-        trimmed = True
-        while trimmed and start < end:
-            trimmed = False
-            for cue in cues:
-                n = len(cue)
-                if end - start > n and tuple(t.lower_ for t in doc[start : start + n]) == cue:
-                    start, trimmed = start + n, True
-                    break
-        while end > start and doc[end - 1].is_punct:
-            end -= 1
-        if start == end or doc[start:end].text.lower() in not_mentions:
+        start, end = _trim(doc, span.start, span.end, cues)
+        if span.label_ != "PROBLEM":  # "PTT 31", "cholecystectomy 2012"; but "CKD stage 3" keeps its number
+            while end - start > 1 and doc[end - 1].like_num:
+                end -= 1
+        text = doc[start:end].text.lower() if start < end else ""
+        if not text or text in not_mentions or tuple(text.split()) in cues or _IDENTIFIER.match(text):
             continue
         if any(i in headers for i in range(start, end)) or _capital_line(doc, start, end):
             continue
-        out.append(
-            (span if (start, end) == (span.start, span.end) else Span(doc, start, end, span.label), score)
-        )
+        label = span.label_
+        if label == "DRUG" and text in analytes:
+            if not any(t.like_num for t in doc[end : end + 3]):
+                continue
+            label = "TEST"
+        same = (start, end, label) == (span.start, span.end, span.label_)
+        out.append((span if same else Span(doc, start, end, label), score))
     return out
+
+
+def _trim(doc: Doc, start: int, end: int, cues: list[tuple[str, ...]]) -> tuple[int, int]:
+    changed = True
+    while changed and start < end:
+        changed = False
+        if _bare(doc[start]):
+            start, changed = start + 1, True
+            continue
+        for cue in cues:
+            n = len(cue)
+            if end - start > n and tuple(t.lower_ for t in doc[start : start + n]) == cue:
+                start, changed = start + n, True
+                break
+    while end > start and _bare(doc[end - 1]):
+        end -= 1
+    return start, end
+
+
+def _bare(token: Token) -> bool:
+    """Punctuation, a bullet, a table rule or space: nothing a mention starts or ends with."""
+    return not any(c.isalnum() for c in token.text)
 
 
 def _capital_line(doc: Doc, start: int, end: int) -> bool:
@@ -110,10 +134,11 @@ def _capital_line(doc: Doc, start: int, end: int) -> bool:
 
 
 @functools.cache
-def _rules() -> tuple[list[tuple[str, ...]], frozenset[str]]:
+def _rules() -> tuple[list[tuple[str, ...]], frozenset[str], frozenset[str]]:
     spec = resources.load("model_mentions")
     cues = sorted({tuple(c.lower().split()) for c in spec.leading_cues}, key=len, reverse=True)
-    return cues, frozenset(t.lower() for t in spec.not_mentions)
+    analytes = frozenset(t.lower() for t in [*spec.lab_analytes, *resources.load("lexicon_stoplist").terms])
+    return cues, frozenset(t.lower() for t in spec.not_mentions), analytes
 
 
 def _set(span: Span, source: str, score: float) -> None:

@@ -8,13 +8,12 @@ categories reach mentions through medspaCy's ``token._.section_category``.
 import bisect
 import re
 
-from medspacy.common.medspacy_matcher import MedspacyMatcher
-from medspacy.common.util import prune_overlapping_matches
 from medspacy.section_detection import Sectionizer, SectionRule
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from nlp import resources
+from nlp.components.windowed_matching import WindowedMatcher
 
 # the token after the header words: a colon (optionally with a dash) or a line break
 _HEADER_END = {"TEXT": {"REGEX": r"^(?::|:-|-|\s*\n\s*)$"}}
@@ -59,37 +58,6 @@ def line_starts(doc: Doc) -> list[int]:
     return starts
 
 
-class LineStartMatcher:
-    """medspaCy's section matcher, tried only where a line starts.
-
-    With ``require_start_line`` medspaCy matches the whole Doc and then drops every match that
-    does not start a line; header patterns cannot cross a line break, so matching a short window
-    at each line start gives the same headers at a fraction of the cost. spaCy's ``Matcher``
-    returns offsets relative to a Span, its ``PhraseMatcher`` relative to the Doc.
-    """
-
-    def __init__(self, matcher: MedspacyMatcher, window: int) -> None:
-        self.full = matcher  # the unrestricted matcher
-        self.rule_map = matcher.rule_map
-        self._prune = matcher._prune
-        self._token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
-        self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
-        self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
-        self._window = window
-
-    def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
-        n = len(doc)
-        starts = line_starts(doc) if n else []
-        matches: list[tuple[int, int, int]] = []
-        for start in starts:
-            window = doc[start : min(n, start + self._window)]
-            matches += [(m, s + start, e + start) for m, s, e in self._token(window) if s == 0]
-            matches += [(m, s, e) for m, s, e in self._phrase(window) if s == start]
-        if self._regex._patterns:
-            matches += [m for m in self._regex(doc) if m[1] in set(starts)]
-        return prune_overlapping_matches(matches) if self._prune else sorted(matches, key=lambda m: m[1:])
-
-
 class ClinicalSections:
     """Wraps :class:`medspacy.section_detection.Sectionizer` with the project's rules."""
 
@@ -104,9 +72,12 @@ class ClinicalSections:
         )
         rules = section_rules(nlp)
         self._sectionizer.add(rules)
-        window = max(pattern_length(r.pattern) for r in rules)
-        self._sectionizer._Sectionizer__matcher = LineStartMatcher(
-            self._sectionizer._Sectionizer__matcher, window
+        # headers must start a line and cannot cross one: match a short window at each line start
+        width = max(pattern_length(r.pattern) for r in rules)
+        self._sectionizer._Sectionizer__matcher = WindowedMatcher(
+            self._sectionizer._Sectionizer__matcher,
+            lambda doc: [(i, min(len(doc), i + width)) for i in line_starts(doc)],
+            anchored=True,
         )
 
     def __call__(self, doc: Doc) -> Doc:

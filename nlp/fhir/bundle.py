@@ -45,6 +45,8 @@ MEDICATION_STATUS = {
     "historical": "stopped",
 }
 MEDICATION_LABELS = {"DRUG", "DRUG_CLASS"}
+# labels the R4 mapping contract covers; TEST and PROCEDURE mentions stay in the NoteRecord only
+MAPPED_LABELS = {"PROBLEM", "NO_KNOWN_ALLERGY", *MEDICATION_LABELS}
 
 
 def resource_id(note_id: str, kind: str, start: int | None, end: int | None) -> str:
@@ -236,6 +238,8 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
             reaction_ids.add(rel.target_id)
 
     for m in record.mentions:
+        if m.label not in MAPPED_LABELS:
+            continue
         in_allergies = m.section in ALLERGY_SECTIONS
         if m.label == "NO_KNOWN_ALLERGY" or (m.label in MEDICATION_LABELS and in_allergies):
             res = _allergy(record, m, patient, reactions_of.get(m.id, []))

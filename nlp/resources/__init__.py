@@ -90,6 +90,7 @@ class ModelMentionRules(_Strict):
     description: str
     leading_cues: list[str]  # trimmed from the start of a model mention
     not_mentions: list[str]  # whole mention texts a model may not claim
+    lab_analytes: list[str]  # a model DRUG with this text is a lab test (with a value) or nothing
 
 
 class Relationship(_Strict):

@@ -140,7 +140,9 @@ def lexicon_labeller(cache_dir: Path | None) -> Callable[[str], list[tuple[int, 
     return label
 
 
-def score(model: Language, examples: Sequence[Example], annotated: Sequence[frozenset[str]]) -> dict[str, float]:
+def score(
+    model: Language, examples: Sequence[Example], annotated: Sequence[frozenset[str]]
+) -> dict[str, float]:
     """Strict P/R/F1 on copies of the examples' predicted Docs (lexicon spans kept).
 
     Only the labels each example annotates count: a TEST found in a BC5CDR abstract is not an error.
