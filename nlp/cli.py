@@ -189,15 +189,20 @@ def _evaluate_linking(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train an NER model from the corpora's train splits (best epoch chosen on validation)."""
     out = Path(args.out)
-    corpora_names = tuple(args.corpora.split(","))
+    options: dict[str, Any] = {"corpora": tuple(args.corpora.split(","))}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    if args.seed is not None:
+        options["seed"] = args.seed
     if args.arch == "cnn":
         from nlp.train.cnn import train_cnn
 
-        report = train_cnn(out, corpora_names=corpora_names, epochs=args.epochs or 20, seed=args.seed)
+        options["corpora_names"] = options.pop("corpora")
+        report = train_cnn(out, **options)
     else:
         from nlp.train.transformer import train_transformer
 
-        report = train_transformer(out, corpora=corpora_names, epochs=args.epochs or 3, seed=args.seed)
+        report = train_transformer(out, **options)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2, default=str))
     return 0
 
@@ -260,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     ner.add_argument("--arch", choices=["cnn", "transformer"], default="cnn")
     ner.add_argument("--out", required=True, help="output model folder")
     ner.add_argument("--corpora", default="bc5cdr,ncbi_disease,chia", help="comma-separated corpus names")
-    ner.add_argument("--epochs", type=int, help="maximum epochs (cnn 20, transformer 3)")
-    ner.add_argument("--seed", type=int, default=13)
+    ner.add_argument("--epochs", type=int, help="maximum epochs (default: cnn 20, transformer 4)")
+    ner.add_argument("--seed", type=int, help="random seed (default: cnn 13, transformer 0)")
     ner.set_defaults(func=cmd_train)
     return parser
 

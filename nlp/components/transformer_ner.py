@@ -53,7 +53,7 @@ class TransformerNer:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(sorted({tag.split("-", 1)[1] for tag in self.classifier.id2label if "-" in tag}))
+        return tuple(self.classifier.labels)
 
     def __call__(self, doc: Doc) -> Doc:
         self._annotate([doc])

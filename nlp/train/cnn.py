@@ -170,6 +170,7 @@ def train_cnn(
     batch_words: int = 1500,
     cache_dir: Path | None = None,
     limit: int | None = None,
+    corpus_dirs: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best epoch by validation F1, save the pipeline to ``out_dir``; return the log."""
     started = time.perf_counter()
@@ -178,8 +179,8 @@ def train_cnn(
     fix_random_seed(seed)
     model = build_model(width, depth)
     lexicon = lexicon_labeller(cache_dir)
-    train_raw = ner_examples("train", corpora_names)
-    dev_raw = ner_examples("validation", corpora_names)
+    train_raw = ner_examples("train", corpora_names, corpus_dirs=corpus_dirs)
+    dev_raw = ner_examples("validation", corpora_names, corpus_dirs=corpus_dirs)
     if limit:
         train_raw, dev_raw = train_raw[:limit], dev_raw[: max(1, limit // 5)]
     train = to_spacy_examples(model, train_raw, lexicon)
