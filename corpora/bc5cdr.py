@@ -5,6 +5,8 @@ PubTator files, one per official split; the text is title + " " + abstract, as t
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from corpora.base import (
 )
 
 NAME = "bc5cdr"
+log = logging.getLogger(__name__)
 FILES = {
     "train": "CDR_TrainingSet.PubTator.txt",
     "validation": "CDR_DevelopmentSet.PubTator.txt",
@@ -32,16 +35,38 @@ def mesh_ids(field: str) -> list[str]:
     return [f"MESH:{i}" for i in field.replace(";", "|").split("|") if i and i != "-1"]
 
 
-def read_pubtator(path: Path) -> list[dict[str, Any]]:
-    """Documents of a PubTator file (BC5CDR and NCBI disease share the format)."""
-    rows: list[dict[str, Any]] = []
+def read_pubtator(
+    path: Path,
+    ids: Callable[[str], list[str]] = mesh_ids,
+    labels: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Documents of a PubTator file (BC5CDR and NCBI disease share the format).
+
+    Args:
+        path: the file.
+        ids: turns the concept-id column into ``"MESH:..."``-style ids.
+        labels: the mention types the corpus uses (others are format errors); ``None``: any.
+
+    The text is title + " " + abstract. A mention column may carry trailing spaces beyond its
+    offsets (NCBI); an exact repeat of a document is dropped (NCBI's training file holds PMID
+    8528200 twice), a repeat with other content is an error.
+    """
+    docs: dict[str, dict[str, Any]] = {}
     title = abstract = pmid = None
     spans: list[dict] = []
     relations: list[dict] = []
 
     def flush() -> None:
-        if pmid is not None:
-            rows.append(row(pmid, f"{title} {abstract}", spans, relations, title_chars=len(title or "")))
+        if pmid is None:
+            return
+        if abstract is None:
+            raise CorpusFormatError(f"{path.name}: PMID {pmid} has a title but no abstract line")
+        doc = row(pmid, f"{title} {abstract}", spans, relations, title_chars=len(title or ""))
+        earlier = docs.setdefault(pmid, doc)
+        if earlier is not doc:
+            if earlier != doc:
+                raise CorpusFormatError(f"{path.name}: PMID {pmid} occurs twice with different content")
+            log.info("%s: dropped the identical second copy of PMID %s", path.name, pmid)
 
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         where = f"{path.name}:{lineno}"
@@ -58,20 +83,18 @@ def read_pubtator(path: Path) -> list[dict[str, Any]]:
             if pmid is None or abstract is None or cols[0] != pmid:
                 raise CorpusFormatError(f"{where}: annotation line outside its document")
             text = f"{title} {abstract}"
-            if len(cols) >= 4 and cols[1] in ("CID",):
-                relations.append(
-                    relation(cols[1], head_id=mesh_ids(cols[2])[0], tail_id=mesh_ids(cols[3])[0])
-                )
+            if len(cols) >= 4 and cols[1] == "CID":
+                relations.append(relation(cols[1], head_id=ids(cols[2])[0], tail_id=ids(cols[3])[0]))
                 continue
             if len(cols) < 5:
                 raise CorpusFormatError(f"{where}: expected PMID, start, end, mention, type[, ids]")
+            if labels is not None and cols[4] not in labels:
+                raise CorpusFormatError(f"{where}: unknown mention type {cols[4]!r}")
             start, end = int(cols[1]), int(cols[2])
-            check_span(text, start, end, cols[3], where=where)
-            spans.append(
-                span(text, start, end, cols[4], mesh_ids(cols[5]) if len(cols) > 5 else [], where=where)
-            )
+            check_span(text, start, end, cols[3].rstrip(), where=where)
+            spans.append(span(text, start, end, cols[4], ids(cols[5]) if len(cols) > 5 else [], where=where))
     flush()
-    return rows
+    return list(docs.values())
 
 
 def read(folder: Path) -> dict[str, list[dict[str, Any]]]:

@@ -4,20 +4,19 @@ The original-data files are PubTator blocks (``PMID|t|title``, ``PMID|a|abstract
 ``PMID<TAB>start<TAB>end<TAB>mention<TAB>class<TAB>concept ids``); the text is title + " " + abstract.
 Mention classes SpecificDisease, DiseaseClass, CompositeMention and Modifier are all diseases.
 
-Two quirks differ from BC5CDR, which is why :func:`corpora.bc5cdr.read_pubtator` is not used: the id
-column mixes MeSH and OMIM ids (see :func:`concept_ids`), and one mention column carries trailing
-spaces beyond its offsets (compared without them). The training file holds PMID 8528200 twice,
-identically; the copy is dropped so ids stay unique (592 training documents and 5134 mentions, where
-the published 5145 counts the copy).
+The file format is BC5CDR's (:func:`corpora.bc5cdr.read_pubtator`); the id column mixes MeSH and
+OMIM ids (see :func:`concept_ids`). The training file holds PMID 8528200 twice, identically; the
+copy is dropped so ids stay unique (592 training documents and 5134 mentions, where the published
+5145 counts the copy).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-from corpora.base import CorpusFormatError, CorpusSpec, check_span, register, require_file, row, span
+from corpora.base import CorpusSpec, register, require_file
+from corpora.bc5cdr import read_pubtator
 
 NAME = "ncbi_disease"
 FILES = {
@@ -26,8 +25,6 @@ FILES = {
     "test": "NCBItestset_corpus.txt",
 }
 LABELS = ("SpecificDisease", "DiseaseClass", "CompositeMention", "Modifier")
-
-log = logging.getLogger(__name__)
 
 
 def concept_ids(field: str) -> list[str]:
@@ -45,53 +42,13 @@ def concept_ids(field: str) -> list[str]:
     return ids
 
 
-def read_ncbi_pubtator(path: Path) -> list[dict[str, Any]]:
-    """Documents of one NCBI disease file, exact repeats of a document dropped."""
-    docs: dict[str, dict[str, Any]] = {}
-    pmid = title = text = None
-    spans: list[dict] = []
-
-    def flush() -> None:
-        if pmid is None:
-            return
-        if title is None or text is None:
-            raise CorpusFormatError(f"{path.name}: PMID {pmid} has a title but no abstract line")
-        doc = row(pmid, text, spans, title_chars=len(title))
-        earlier = docs.setdefault(pmid, doc)
-        if earlier is not doc:
-            if earlier != doc:
-                raise CorpusFormatError(f"{path.name}: PMID {pmid} occurs twice with different content")
-            log.info("%s: dropped the identical second copy of PMID %s", path.name, pmid)
-
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        where = f"{path.name}:{lineno}"
-        if not line.strip():
-            continue
-        if "|t|" in line[:20]:
-            flush()
-            pmid, title = line.split("|t|", 1)
-            text, spans = None, []
-        elif "|a|" in line[:20]:
-            text = f"{title} {line.split('|a|', 1)[1]}"
-        else:
-            cols = line.split("\t")
-            if text is None or cols[0] != pmid:
-                raise CorpusFormatError(f"{where}: annotation line outside its document")
-            if len(cols) != 6:
-                raise CorpusFormatError(f"{where}: expected PMID, start, end, mention, class, concept ids")
-            if cols[4] not in LABELS:
-                raise CorpusFormatError(f"{where}: unknown mention class {cols[4]!r}")
-            start, end = int(cols[1]), int(cols[2])
-            check_span(text, start, end, cols[3].rstrip(), where=where)
-            spans.append(span(text, start, end, cols[4], concept_ids(cols[5]), where=where))
-    flush()
-    return list(docs.values())
-
-
 def read(folder: Path) -> dict[str, list[dict[str, Any]]]:
     """Official train/development/test files -> ``train``/``validation``/``test`` rows."""
     base = folder / "original-data"
-    return {split: read_ncbi_pubtator(require_file(base / name, NAME)) for split, name in FILES.items()}
+    return {
+        split: read_pubtator(require_file(base / name, NAME), concept_ids, LABELS)
+        for split, name in FILES.items()
+    }
 
 
 SPEC = register(
