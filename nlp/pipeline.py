@@ -123,9 +123,9 @@ class Pipeline:
 
     def warm_up(self) -> Pipeline:
         """Load lazy resources (the terminology, the linker's index) now rather than on the first note."""
-        self.nlp.get_pipe("clinical_lexicon").terminology  # noqa: B018
+        self.nlp.get_pipe("clinical_lexicon").terminology  # type: ignore[attr-defined]  # noqa: B018
         if "clinical_linker" in self.nlp.pipe_names:
-            self.nlp.get_pipe("clinical_linker").linker  # noqa: B018
+            self.nlp.get_pipe("clinical_linker").linker  # type: ignore[attr-defined]  # noqa: B018
         return self
 
     # ------------------------------------------------------------------ single note
@@ -185,7 +185,7 @@ class Pipeline:
             if (span.start_char, span.end_char) != (start, end):
                 span._.char_range = (start, end)
             spans.append(span)
-        self.nlp.get_pipe("clinical_lexicon").code_spans(spans)
+        self.nlp.get_pipe("clinical_lexicon").code_spans(spans)  # type: ignore[attr-defined]
         doc.spans[SPAN_GROUP] = spans
 
     # ------------------------------------------------------------------ many notes

@@ -178,7 +178,7 @@ def doc_to_record(doc: Doc, *, pipeline: str) -> NoteRecord:
     mentions = tuple(_mention(span, i, text) for i, span in enumerate(spans))
     ids = {(m.start, m.end): m.id for m in mentions}
     relations = tuple(
-        Relation(type=kind, source_id=ids[src], target_id=ids[dst], score=score, method=method)
+        Relation(type=kind, source_id=ids[src], target_id=ids[dst], score=score, method=method)  # type: ignore[call-arg]
         for kind, src, dst, score, method in doc._.relations
         if src in ids and dst in ids
     )

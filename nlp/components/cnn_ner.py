@@ -11,6 +11,7 @@ measured precision on the validation splits (``training.json``), and its ``sourc
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import spacy
 from spacy.language import Language
@@ -42,12 +43,13 @@ class CnnNer:
         self.inner = spacy.load(self.model_dir)
         self.source = f"model:{self.model_dir.name}@{self.inner.meta.get('version', '0')}"
         self.score = validation_precision(self.model_dir)
-        for label in self.inner.get_pipe("ner").labels:
+        self._ner = cast(Any, self.inner.get_pipe("ner"))  # the trained EntityRecognizer
+        for label in self._ner.labels:
             nlp.vocab.strings.add(label)
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self.inner.get_pipe("ner").labels)
+        return tuple(self._ner.labels)
 
     def __call__(self, doc: Doc) -> Doc:
         for _, proc in self.inner.pipeline:
@@ -57,7 +59,7 @@ class CnnNer:
     def pipe(self, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
         for batch in minibatch(docs, size=batch_size or self.batch_size):
             for _, proc in self.inner.pipeline:
-                batch = list(proc.pipe(batch))
+                batch = list(proc.pipe(batch))  # type: ignore[attr-defined]
             yield from (self._merge(doc) for doc in batch)
 
     def _merge(self, doc: Doc) -> Doc:

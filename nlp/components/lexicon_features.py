@@ -51,7 +51,9 @@ def lexicon_hash_embed(
     if len(rows) != len(attrs):
         raise ValueError(f"Mismatched lengths: {len(rows)} vs {len(attrs)}")
     sizes = [*rows, lexicon_rows]
-    embeddings = [HashEmbed(width, n, column=i, seed=8 + i, dropout=0.0) for i, n in enumerate(sizes)]
+    embeddings: list[Model] = [
+        HashEmbed(width, n, column=i, seed=8 + i, dropout=0.0) for i, n in enumerate(sizes)
+    ]
     extractor: Model[list[Doc], list[Ints2d]] = Model(
         "extract_features_with_lexicon", _extract, layers=[FeatureExtractor(list(attrs))]
     )

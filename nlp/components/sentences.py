@@ -65,7 +65,7 @@ def split_sentences(doc: Doc) -> Doc:
         newline_run = ""
     # one array write: setting token.is_sent_start checks the whole Doc's annotation each time
     flags = numpy.array([1 if s else -1 for s in starts], dtype="int64").astype("uint64")
-    doc.from_array([SENT_START], flags.reshape((n, 1)))
+    doc.from_array([SENT_START], flags.reshape((n, 1)))  # type: ignore[arg-type]
     return doc
 
 

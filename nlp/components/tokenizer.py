@@ -36,8 +36,8 @@ def build_tokenizer(nlp: Language) -> Tokenizer:
     units = sorted({re.escape(u) for u in rules.unit_suffixes}, key=len, reverse=True)
     unit_alt = "|".join(units)
     times = "|".join(re.escape(t) for t in rules.times_prefix)
-    prefixes = [*English.Defaults.prefixes, rf"(?:{times})(?=\d)"]
-    suffixes = [*English.Defaults.suffixes, rf"(?<=\d)(?:{unit_alt})$"]
+    prefixes = [*(English.Defaults.prefixes or ()), rf"(?:{times})(?=\d)"]
+    suffixes = [*(English.Defaults.suffixes or ()), rf"(?<=\d)(?:{unit_alt})$"]
     # a number glued to a unit inside a longer token: "0.5mg/kg" -> "0.5" "mg/kg"
     infixes = [*English.Defaults.infixes, rf"(?<=\d)(?=(?:{unit_alt})(?:/|$))"]
     tokenizer = Tokenizer(

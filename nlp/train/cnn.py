@@ -25,6 +25,7 @@ from typing import Any
 import numpy
 import spacy
 from spacy.language import Language
+from spacy.pipeline import EntityRecognizer
 from spacy.scorer import get_ner_prf
 from spacy.training import Example, offsets_to_biluo_tags
 from thinc.api import Adam, fix_random_seed
@@ -185,7 +186,7 @@ def train_cnn(
         train_raw, dev_raw = train_raw[:limit], dev_raw[: max(1, limit // 5)]
     train = to_spacy_examples(model, train_raw, lexicon)
     dev = to_spacy_examples(model, dev_raw, lexicon)
-    ner = model.get_pipe("ner")
+    ner: EntityRecognizer = model.get_pipe("ner")  # type: ignore[assignment]
     for label in LABELS:
         ner.add_label(label)
     model.meta.update({"name": "ner_cnn", "version": VERSION, "labels": {"ner": list(LABELS)}})
