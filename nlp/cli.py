@@ -198,6 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from nlp.train.cnn import train_cnn
 
         options["corpora_names"] = options.pop("corpora")
+        if args.final_epochs is not None:
+            options.update(final_epochs=args.final_epochs, mention_precision=args.mention_precision)
         report = train_cnn(out, **options)
     else:
         from nlp.train.transformer import train_transformer
@@ -267,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     ner.add_argument("--corpora", default="bc5cdr,ncbi_disease,chia", help="comma-separated corpus names")
     ner.add_argument("--epochs", type=int, help="maximum epochs (default: cnn 20, transformer 4)")
     ner.add_argument("--seed", type=int, help="random seed (default: cnn 13, transformer 0)")
+    ner.add_argument(
+        "--final-epochs",
+        type=int,
+        help="cnn: train on train + validation for N epochs (N from a selection run)",
+    )
+    ner.add_argument(
+        "--mention-precision", type=float, help="cnn final run: the selection run's validation precision"
+    )
     ner.set_defaults(func=cmd_train)
     return parser
 

@@ -24,11 +24,16 @@ from nlp.models import resolve_model_dir
 
 
 def validation_precision(model_dir: Path) -> float:
-    """The model's strict precision on the validation splits at its best epoch (``training.json``)."""
+    """The model's strict precision on the validation splits (``training.json``).
+
+    A final run (trained on train + validation) carries its selection run's figure.
+    """
     path = model_dir / "training.json"
     if not path.exists():
         return 1.0
     report = json.loads(path.read_text("utf-8"))
+    if report.get("mention_precision") is not None:
+        return float(report["mention_precision"])
     best = next(h for h in report["history"] if h["epoch"] == report["best_epoch"])
     return float(best["dev_p"])
 

@@ -172,8 +172,18 @@ def train_cnn(
     cache_dir: Path | None = None,
     limit: int | None = None,
     corpus_dirs: dict[str, Path] | None = None,
+    final_epochs: int | None = None,
+    mention_precision: float | None = None,
 ) -> dict[str, Any]:
-    """Train, keep the best epoch by validation F1, save the pipeline to ``out_dir``; return the log."""
+    """Train and save the pipeline to ``out_dir``; return the log (also written as ``training.json``).
+
+    Selection run (default): train on the train splits, keep the best epoch by validation F1.
+    Final run (``final_epochs``): train on train + validation for exactly that many epochs, the
+    count a selection run chose; ``mention_precision`` is that run's validation precision, which
+    becomes the score of the model's mentions (the final run has no held-out data to measure it).
+    """
+    if final_epochs is not None and mention_precision is None:
+        raise ValueError("a final run needs mention_precision from its selection run")
     started = time.perf_counter()
     random.seed(seed)
     numpy.random.seed(seed)
@@ -184,6 +194,8 @@ def train_cnn(
     dev_raw = ner_examples("validation", corpora_names, corpus_dirs=corpus_dirs)
     if limit:
         train_raw, dev_raw = train_raw[:limit], dev_raw[: max(1, limit // 5)]
+    if final_epochs is not None:
+        train_raw, dev_raw, epochs = train_raw + dev_raw, [], final_epochs
     train = to_spacy_examples(model, train_raw, lexicon)
     dev = to_spacy_examples(model, dev_raw, lexicon)
     ner: EntityRecognizer = model.get_pipe("ner")  # type: ignore[assignment]
@@ -206,24 +218,24 @@ def train_cnn(
             model.update(batch, drop=dropout, sgd=optimizer, losses=losses)
         elapsed = time.perf_counter() - t0
         with model.use_params(optimizer.averages):
-            scores = score(model, dev, [ex.annotated for ex in dev_raw])
+            scores = score(model, dev, [ex.annotated for ex in dev_raw]) if dev else _NO_DEV
             f = float(scores["ents_f"] or 0.0)
-            if f > best_f:
+            if (dev and f > best_f) or (not dev and epoch == epochs):
                 best_f, best_epoch = f, epoch
                 if tmp.exists():
                     shutil.rmtree(tmp)
                 model.to_disk(tmp)
-        entry = {
-            "epoch": epoch,
-            "loss": round(losses.get("ner", 0.0), 1),
-            "dev_f": round(f, 4),
-            "dev_p": round(float(scores["ents_p"] or 0), 4),
-            "dev_r": round(float(scores["ents_r"] or 0), 4),
-            "train_words_per_s": round(train_words / elapsed),
-        }
+        entry: dict[str, Any] = {"epoch": epoch, "loss": round(losses.get("ner", 0.0), 1)}
+        if dev:
+            entry.update(
+                dev_f=round(f, 4),
+                dev_p=round(float(scores["ents_p"] or 0), 4),
+                dev_r=round(float(scores["ents_r"] or 0), 4),
+            )
+        entry["train_words_per_s"] = round(train_words / elapsed)
         history.append(entry)
         log.info("epoch %s", entry)
-        if epoch - best_epoch >= patience:
+        if dev and epoch - best_epoch >= patience:
             break
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -241,8 +253,14 @@ def train_cnn(
         "dropout": dropout,
         "learn_rate": learn_rate,
         "batch_words": batch_words,
+        "protocol": (
+            f"final: train + validation, {final_epochs} epochs fixed by a selection run"
+            if final_epochs is not None
+            else "selection: train splits, best epoch by validation F1"
+        ),
+        "mention_precision": mention_precision,
         "best_epoch": best_epoch,
-        "best_dev_f": round(best_f, 4),
+        "best_dev_f": round(best_f, 4) if dev else None,
         "history": history,
         "wall_seconds": round(time.perf_counter() - started),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -251,6 +269,9 @@ def train_cnn(
     (out_dir / "training.json").write_text(json.dumps(report, indent=2) + "\n")
     report["sha256"] = _dir_hash(out_dir)
     return report
+
+
+_NO_DEV = {"ents_p": 0.0, "ents_r": 0.0, "ents_f": 0.0}
 
 
 def _batches(examples: list[Example], words: int) -> list[list[Example]]:
