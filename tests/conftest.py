@@ -56,3 +56,15 @@ def find(record: nlp.NoteRecord, text: str, nth: int = 0):
     hits = [m for m in record.mentions if m.text.lower() == text.lower()]
     assert len(hits) > nth, f"no mention {text!r} in {[m.text for m in record.mentions]}"
     return hits[nth]
+
+
+def assert_windowing_changes_nothing(owner: object, attr: str, texts: dict[str, str], output) -> None:
+    """``output(text)`` is the same with ``owner.<attr>`` (a WindowedMatcher) and with its full matcher."""
+    windowed = getattr(owner, attr)
+    for name, text in texts.items():
+        expected = output(text)
+        setattr(owner, attr, windowed.full)
+        try:
+            assert output(text) == expected, name
+        finally:
+            setattr(owner, attr, windowed)

@@ -3,7 +3,7 @@
 import pytest
 
 import nlp
-from tests.conftest import find
+from tests.conftest import assert_windowing_changes_nothing, find
 
 CASES = [
     # negation
@@ -98,16 +98,9 @@ def test_instructions_section_is_hypothetical(pipe) -> None:
 
 def test_matching_only_mention_sentences_changes_no_decision(samples) -> None:
     pipe = nlp.load("lexicon")
-    medspacy_context = pipe.nlp.get_pipe("clinical_context")._context
-    restricted = medspacy_context._ConText__matcher
-
-    def decisions(text: str) -> list[tuple]:
-        return [(m.start, m.end, m.assertion, m.subject, m.cues) for m in pipe.annotate(text).mentions]
-
-    for name, text in samples.items():
-        fast = decisions(text)
-        medspacy_context._ConText__matcher = restricted.full
-        try:
-            assert decisions(text) == fast, name
-        finally:
-            medspacy_context._ConText__matcher = restricted
+    assert_windowing_changes_nothing(
+        pipe.nlp.get_pipe("clinical_context")._context,
+        "_ConText__matcher",
+        samples,
+        lambda text: [(m.start, m.end, m.assertion, m.subject, m.cues) for m in pipe.annotate(text).mentions],
+    )

@@ -1,6 +1,7 @@
 import pytest
 
 import nlp
+from tests.conftest import assert_windowing_changes_nothing
 
 NOTE = """HPI: 67M with HTN presents with CP.
 He denies fever. No known drug allergies otherwise.
@@ -74,20 +75,13 @@ def test_no_header_mid_sentence(pipe) -> None:
 
 def test_line_start_matching_finds_the_same_sections(samples) -> None:
     pipe = nlp.load("lexicon")
-    sectionizer = pipe.nlp.get_pipe("clinical_sections")._sectionizer
-    restricted = sectionizer._Sectionizer__matcher
     extra = "HPI:  pain\r\n\r\n  PMH (reviewed): HTN\n\nAllergies\n  NKDA. Plan: rest\nFamily history: none"
-
-    def sections(text: str) -> list[tuple]:
-        return [(s.category, s.start, s.end) for s in pipe.annotate(text).sections]
-
-    for name, text in [*samples.items(), ("extra", extra)]:
-        fast = sections(text)
-        sectionizer._Sectionizer__matcher = restricted.full
-        try:
-            assert sections(text) == fast, name
-        finally:
-            sectionizer._Sectionizer__matcher = restricted
+    assert_windowing_changes_nothing(
+        pipe.nlp.get_pipe("clinical_sections")._sectionizer,
+        "_Sectionizer__matcher",
+        {**samples, "extra": extra},
+        lambda text: [(s.category, s.start, s.end) for s in pipe.annotate(text).sections],
+    )
 
 
 @pytest.mark.parametrize(
