@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nlp.errors import Notes2FhirError
+from nlp.errors import InputError, Notes2FhirError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples"
 
@@ -138,6 +138,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "tokenizer_words_per_s": round(words / base),
         "pipeline_time_vs_tokenizer": round(full / base, 1),
     }
+    spent = pipe.component_seconds(texts)
+    total = sum(spent.values())
+    result["time_share_percent"] = {name: round(100 * t / total, 1) for name, t in spent.items()}
+    result["assertion_adds_percent"] = round(
+        100 * spent["clinical_context"] / (total - spent["clinical_context"]), 1
+    )
     if baseline is not None:
         other = seconds(baseline.annotate)
         result[f"{args.baseline}_words_per_s"] = round(words / other)
@@ -152,6 +158,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from nlp.evaluation.ner import evaluate_ner, format_table
     from nlp.pipeline import load
 
+    if args.task == "assertion":
+        return _evaluate_assertion(args)
+    if args.corpus.endswith(".jsonl"):
+        raise InputError(
+            f"{args.corpus} is a case file: only --task assertion reads case files", code="unsupported_corpus"
+        )
     if args.task == "linking":
         return _evaluate_linking(args)
     pipe = load(args.pipeline).warm_up()
@@ -167,6 +179,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     output = Path(args.output or Path("out") / "eval" / f"{args.corpus}-{args.split}-{args.pipeline}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"written {output}")
+    return 0
+
+
+def _evaluate_assertion(args: argparse.Namespace) -> int:
+    from nlp.evaluation.assertion import (
+        TABLE_HEADER,
+        check_source,
+        evaluate_assertion,
+        format_table,
+        is_case_file,
+    )
+    from nlp.pipeline import load
+
+    check_source(args.corpus)  # before the pipeline loads
+    pipe = load(args.pipeline).warm_up()
+    report = evaluate_assertion(pipe, args.corpus, args.split, corpus_dir=args.corpus_dir, limit=args.limit)
+    where = report["corpus"] if report["split"] is None else f"{report['corpus']} / {report['split']}"
+    print(f"{where} / {report['pipeline']}: {report['documents']} documents, {report['words_per_s']} words/s")
+    _print_table(format_table(report), TABLE_HEADER)
+    if "accuracy" in report:
+        print(
+            "accuracy: "
+            + ", ".join(f"{k} {v['accuracy']:.3f} ({v['cases']})" for k, v in report["accuracy"].items())
+        )
+    if "mismatches" in report:
+        print(f"mismatches: {len(report['mismatches'])}")
+    name = Path(args.corpus).stem if is_case_file(args.corpus) else f"{args.corpus}-{args.split}"
+    output = Path(args.output or Path("out") / "eval" / f"{name}-assertion.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"written {output}")
     return 0
 
@@ -244,13 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     ev = sub.add_parser("evaluate", help="P/R/F1 of a pipeline on an annotated corpus split")
-    ev.add_argument("corpus", help="corpus name: " + ", ".join(sorted(corpora.REGISTRY)))
+    ev.add_argument(
+        "corpus",
+        help="corpus name: "
+        + ", ".join(sorted(corpora.REGISTRY))
+        + "; with --task assertion: bioscope, chia, phee or a .jsonl case file",
+    )
     ev.add_argument("--split", default="test")
     ev.add_argument(
         "--task",
-        choices=["ner", "linking"],
+        choices=["ner", "linking", "assertion"],
         default="ner",
-        help="mentions (P/R/F1) or codes of gold mentions",
+        help="mentions (P/R/F1), codes of gold mentions, or assertions of gold spans",
     )
     ev.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
     ev.add_argument(
@@ -258,7 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--limit", type=int, help="score only the first N documents")
     ev.add_argument("--workers", type=int, default=1, help="worker processes")
-    ev.add_argument("-o", "--output", help="JSON report (default out/eval/<corpus>-<split>-<pipeline>.json)")
+    ev.add_argument(
+        "-o",
+        "--output",
+        help="JSON report (default out/eval/<corpus>-<split>-<pipeline|linking|assertion>.json; "
+        "a case file: out/eval/<file stem>-assertion.json)",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     train = sub.add_parser("train", help="train a model (see models/README.md)")

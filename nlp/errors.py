@@ -27,7 +27,7 @@ class InputError(Notes2FhirError):
 
     Codes: ``empty_text``, ``text_too_long``, ``nul_byte``, ``lone_surrogate``,
     ``invalid_encoding``, ``unreadable_input``, ``malformed_record``, ``invalid_targets``,
-    ``invalid_type``.
+    ``invalid_type``, ``unsupported_corpus`` (a corpus without the labels a task scores).
     """
 
     code = "invalid_input"
