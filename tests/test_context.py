@@ -3,6 +3,8 @@
 import pytest
 
 import nlp
+from nlp.components.context import expand_phrase
+from nlp.components.windowed_matching import keep_longest
 from tests.conftest import assert_windowing_changes_nothing, find
 
 CASES = [
@@ -104,3 +106,54 @@ def test_matching_only_mention_sentences_changes_no_decision(samples) -> None:
         samples,
         lambda text: [(m.start, m.end, m.assertion, m.subject, m.cues) for m in pipe.annotate(text).mentions],
     )
+
+
+@pytest.mark.parametrize(
+    ("phrase", "wordings"),
+    [
+        ("no fever", ["no fever"]),
+        ("[no|without] fever", ["no fever", "without fever"]),
+        ("[no|without][ any]? fever", ["no any fever", "no fever", "without any fever", "without fever"]),
+        ("fever (-)", ["fever (-)"]),
+        ("[a|]", ["a"]),
+    ],
+)
+def test_expand_phrase(phrase: str, wordings: list[str]) -> None:
+    assert expand_phrase(phrase) == wordings
+
+
+def test_keep_longest_keeps_same_extent_matches() -> None:
+    matches = [(1, 0, 2), (2, 1, 2), (3, 0, 2), (4, 3, 4), (5, 2, 5)]
+    # (5, 2, 5) is longest; (1, 0, 2) and (3, 0, 2) share an extent and both stay; the others overlap
+    assert keep_longest(matches) == [(1, 0, 2), (3, 0, 2), (5, 2, 5)]
+
+
+@pytest.mark.parametrize(
+    ("text", "mention", "label", "assertion"),
+    [
+        # one wording, two rules, told apart by the mention's label
+        ("Ultrasound to rule out DVT.", "Ultrasound", "PROCEDURE", "hypothetical"),
+        ("Ultrasound to rule out DVT.", "DVT", "PROBLEM", "possible"),
+        # capitals tokenize differently ("CANNOT" is one token, "cannot" two)
+        ("MALIGNANCY CANNOT BE EXCLUDED.", "MALIGNANCY", "PROBLEM", "possible"),
+        ("Malignancy cannot be excluded.", "Malignancy", "PROBLEM", "possible"),
+        # a chronic condition known only by its ICD-10-CM category stays present after "history of"
+        ("History of atrial fibrillation.", "atrial fibrillation", "PROBLEM", "present"),
+        ("History of appendicitis.", "appendicitis", "PROBLEM", "historical"),
+        # a test or procedure in doubt has not happened yet
+        ("Consider colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
+        ("Consider pneumonia.", "pneumonia", "PROBLEM", "possible"),
+        ("Colonoscopy scheduled next week.", "Colonoscopy", "PROCEDURE", "hypothetical"),
+        ("Fevers: no\nCough: yes", "Fevers", "PROBLEM", "absent"),
+        ("Clubbing - no.", "Clubbing", "PROBLEM", "absent"),
+        ("CXR - no effusion.", "effusion", "PROBLEM", "absent"),
+        ("72 year old man with chest pain.", "chest pain", "PROBLEM", "present"),
+        ("Cough for the past 3 days.", "Cough", "PROBLEM", "present"),
+        ("Had pneumonia in the past.", "pneumonia", "PROBLEM", "historical"),
+    ],
+)
+def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:
+    pipe = nlp.load("lexicon")
+    start = text.index(mention)
+    (m,) = pipe.annotate(text, targets=[(start, start + len(mention), label)]).mentions
+    assert m.assertion == assertion, m.cues

@@ -8,8 +8,11 @@ Every mention in ``doc.spans["clinical"]`` gets
 * ``span._.cues`` — the evidence for the decision: each cue's category, text, offsets and rule id.
 
 Precedence when cues disagree: absent > hypothetical > possible > historical. A history cue
-on a chronic condition ("history of hypertension") keeps it present: the patient still has it.
-Section defaults (``sections.json`` ``span_defaults``) apply when no cue decides.
+on a chronic condition ("history of hypertension") keeps it present: the patient still has it;
+chronic means flagged in the curated terms or coded in one of ``chronic_icd10_prefixes``.
+Section defaults (``sections.json`` ``span_defaults``) apply when no cue decides. A test,
+procedure or drug in doubt ("possible colonoscopy", "consider CT") is hypothetical: it has
+not happened yet.
 """
 
 import re
@@ -36,24 +39,62 @@ _ONSET_AGE = re.compile(
 )
 
 
-def context_rules() -> list[ConTextRule]:
-    """The ConText rules from ``context_rules.json``; each carries its id in ``metadata``."""
+def context_rules(nlp: Language) -> list[ConTextRule]:
+    """The ConText rules from ``context_rules.json``; each carries its id in ``metadata``.
+
+    A rule's ``phrases`` become one phrase rule per wording (spaCy's ``PhraseMatcher`` finds them
+    by hash, where the token ``Matcher`` would test every alternative at every token); wordings
+    are tokenized by ``nlp``'s tokenizer, as the notes are (and in capitals too, where the
+    tokenizer splits them otherwise: "cannot" is two tokens, "CANNOT" one).
+    """
     rules = []
     for spec in resources.load("context_rules").rules:
-        rules.append(
-            ConTextRule(
-                spec.literal,
-                spec.category,
-                pattern=spec.pattern,
-                direction=spec.direction,
-                max_scope=spec.max_scope,
-                allowed_types=set(spec.allowed_types) if spec.allowed_types else None,
-                excluded_types=set(spec.excluded_types) if spec.excluded_types else None,
-                terminated_by=set(spec.terminated_by) if spec.terminated_by else None,
-                metadata={"id": spec.id},
+        forms: list[tuple[str, list[dict[str, Any]] | None]]
+        if spec.phrases is not None:
+            forms = []
+            for wording in (w for phrase in spec.phrases for w in expand_phrase(phrase)):
+                forms.append((wording, None))
+                shouted = [t.lower_ for t in nlp.tokenizer(wording.upper())]
+                if shouted != [t.lower_ for t in nlp.tokenizer(wording)]:  # "CANNOT" stays one token
+                    forms.append((wording, [{"LOWER": t} for t in shouted]))
+        else:
+            forms = [(spec.id, spec.pattern)]
+        for literal, pattern in forms:
+            rules.append(
+                ConTextRule(
+                    literal,
+                    spec.category,
+                    pattern=pattern,
+                    direction=spec.direction,
+                    max_scope=spec.max_scope,
+                    allowed_types=set(spec.allowed_types) if spec.allowed_types else None,
+                    excluded_types=set(spec.excluded_types) if spec.excluded_types else None,
+                    terminated_by=set(spec.terminated_by) if spec.terminated_by else None,
+                    metadata={"id": spec.id},
+                )
             )
-        )
     return rules
+
+
+_GROUP = re.compile(r"\[([^\[\]]*)\](\?)?")
+
+
+def expand_phrase(phrase: str) -> list[str]:
+    """Every wording of a phrase with ``[a|b]`` alternatives and ``[a|b]?`` optional groups.
+
+    >>> expand_phrase("[no|without][ any]? fever")
+    ['no any fever', 'no fever', 'without any fever', 'without fever']
+    """
+    m = _GROUP.search(phrase)
+    if m is None:
+        return [" ".join(phrase.split())]
+    options = m[1].split("|") + ([""] if m[2] else [])
+    return [
+        wording
+        for option in options
+        for wording in expand_phrase(phrase[: m.start()] + option + phrase[m.end() :])
+        if wording
+    ]
 
 
 def mention_sentences(doc: Doc) -> list[tuple[int, int]]:
@@ -82,11 +123,14 @@ class ClinicalContext:
             span_attrs=None,
             prune_on_modifier_overlap=True,
         )
-        self._context.add(context_rules())
+        self._context.add(context_rules(nlp))
         # a cue acts inside its own sentence: match only the sentences that hold a mention
         self._context._ConText__matcher = WindowedMatcher(
             self._context._ConText__matcher, mention_sentences, anchored=False
         )
+        rules = resources.load("context_rules")
+        self._chronic_prefixes = tuple(rules.chronic_icd10_prefixes)
+        self._act_labels = frozenset(rules.act_labels)
         self._section_defaults = resources.load("sections").span_defaults
         self._relationships = resources.load("relationships").relationships
 
@@ -99,6 +143,29 @@ class ClinicalContext:
             self.decide(span, text, sent_ends)
         doc._.context_graph = None  # holds Spans; records never need it and it blocks pickling
         return doc
+
+    def cues(self, doc: Doc) -> list[dict[str, Any]]:
+        """Every cue the rules find anywhere in ``doc``, mention or not (for cue-level evaluation).
+
+        Returns:
+            ``{"category", "text", "start", "end", "rule"}`` per cue, in text order; of overlapping
+            matches the longer stays (medspaCy's pruning, which keeps one of two same-extent cues).
+        """
+        matcher = self._context._ConText__matcher
+        found = []
+        for match_id, start, end in matcher.full(doc):
+            rule = matcher.rule_map[doc.vocab[match_id].text]
+            cue = doc[start:end]
+            found.append(
+                {
+                    "category": rule.category.lower(),
+                    "text": cue.text,
+                    "start": cue.start_char,
+                    "end": cue.end_char,
+                    "rule": (rule.metadata or {}).get("id", rule.literal),
+                }
+            )
+        return sorted(found, key=lambda c: (c["start"], c["end"]))
 
     def decide(self, span: Span, text: str, sent_ends: list[int]) -> None:
         doc = span.doc
@@ -122,7 +189,7 @@ class ClinicalContext:
                 family_cue = cue
             elif category in CATEGORY_TO_ASSERTION:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
-        if assertions == {"historical"} and span._.chronic:
+        if assertions == {"historical"} and self.chronic(span):
             assertions.clear()  # "history of hypertension": a chronic condition is still present
         section = span._.section_category
         defaults = self._section_defaults.get(section or "", {})
@@ -134,9 +201,12 @@ class ClinicalContext:
             "end": None,
             "rule": f"section:{section}",
         }
-        if assertion is None and "assertion" in defaults:
+        chronic_in_history = defaults.get("assertion") == "historical" and self.chronic(span)
+        if assertion is None and "assertion" in defaults and not chronic_in_history:
             assertion = defaults["assertion"]
             cues.append(section_cue)
+        if assertion == "possible" and span.label_ in self._act_labels:
+            assertion = "hypothetical"  # a test, procedure or drug in doubt has not happened yet
         subject = "patient"
         if family_cue is not None or defaults.get("subject") == "family":
             subject = "family"
@@ -147,6 +217,12 @@ class ClinicalContext:
         span._.assertion = assertion or "present"
         span._.subject = subject
         span._.cues = tuple(cues)
+
+    def chronic(self, span: Span) -> bool:
+        """A condition that lasts: flagged in the curated terms, or coded in a chronic ICD-10-CM category."""
+        return span._.chronic or any(
+            code[0] == "icd10cm" and code[1].startswith(self._chronic_prefixes) for code in span._.codes
+        )
 
     def _relationship(self, where: Span) -> str:
         for token in where:

@@ -11,7 +11,6 @@ medspaCy is pinned (1.3.1). spaCy's ``Matcher`` returns offsets relative to a Sp
 from collections.abc import Callable
 
 from medspacy.common.medspacy_matcher import MedspacyMatcher
-from medspacy.common.util import prune_overlapping_matches
 from spacy.tokens import Doc
 
 Match = tuple[int, int, int]
@@ -49,7 +48,25 @@ class WindowedMatcher:
             matches += [(m, s, e) for m, s, e in self._phrase(window) if not self._anchored or s == start]
         if self._regex._patterns:
             matches += [m for m in self._regex(doc) if any(self._inside(m[1], w) for w in windows)]
-        return prune_overlapping_matches(matches) if self._prune else sorted(matches, key=lambda m: m[1:])
+        return keep_longest(matches) if self._prune else sorted(matches, key=lambda m: m[1:])
 
     def _inside(self, i: int, window: tuple[int, int]) -> bool:
         return i == window[0] if self._anchored else window[0] <= i < window[1]
+
+
+def keep_longest(matches: list[Match]) -> list[Match]:
+    """Drop every match that overlaps a longer one; matches of the same extent all stay.
+
+    medspaCy keeps one of two matches with the same extent, whichever sorts first; keeping both
+    lets two rules share a wording when they apply to different mention labels.
+    """
+    ranked = sorted(set(matches), key=lambda m: (m[1] - m[2], m[1]))
+    kept: list[Match] = []
+    taken: set[int] = set()
+    for match in ranked:
+        _, start, end = match
+        same = [k for k in kept if (k[1], k[2]) == (start, end)]
+        if same or not taken.intersection(range(start, end)):
+            kept.append(match)
+            taken.update(range(start, end))
+    return sorted(kept, key=lambda m: (m[1], m[2], m[0]))

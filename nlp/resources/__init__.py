@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from nlp.errors import ResourceError
 
@@ -45,19 +45,27 @@ ContextCategory = Literal[
 
 class ContextRuleSpec(_Strict):
     id: str
-    literal: str
     category: ContextCategory
     direction: Literal["FORWARD", "BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"]
+    phrases: list[str] | None = None
     pattern: list[dict[str, Any]] | None = None
     max_scope: int | None = None
     allowed_types: list[str] | None = None
     excluded_types: list[str] | None = None
     terminated_by: list[str] | None = None
 
+    @model_validator(mode="after")
+    def _one_form(self) -> ContextRuleSpec:
+        if (self.phrases is None) == (self.pattern is None):
+            raise ValueError(f"context rule {self.id}: give exactly one of 'phrases' and 'pattern'")
+        return self
+
 
 class ContextRules(_Strict):
     version: int
     description: str
+    act_labels: list[str]
+    chronic_icd10_prefixes: list[str]
     rules: list[ContextRuleSpec]
 
 
