@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench evaluate train-ner train-ner-transformer lint clean
+.PHONY: install run test bench evaluate evaluate-assertion train-ner train-ner-transformer lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ EVAL_PIPELINES ?= lexicon fast accurate
 evaluate: install
 	for c in $(EVAL_CORPORA); do for p in $(EVAL_PIPELINES); do \
 	  $(VENV)/bin/notes2fhir evaluate $$c --split test --pipeline $$p || exit 1; done; done
+
+## assertion scores (README "Assertion" table): the project's case sets and the public corpora
+ASSERTION_SOURCES ?= tests/fixtures/assertion/heldout.jsonl tests/fixtures/assertion/dev.jsonl bioscope chia phee
+evaluate-assertion: install
+	for s in $(ASSERTION_SOURCES); do \
+	  $(VENV)/bin/notes2fhir evaluate $$s --task assertion --split test --pipeline lexicon || exit 1; done
 
 ## retrain the shipped models (single-threaded and seeded; see models/README.md):
 ## a selection run picks the epoch count on validation, the final run trains on train + validation
