@@ -18,7 +18,10 @@ def _mentions(pipe: nlp.Pipeline, text: str) -> list[tuple[str, str, str]]:
         # found by the model (no vocabulary spells them), coded by the lexicon inside or the linker
         ("Worsening LE edema.", [("LE edema", "PROBLEM", "present")]),
         ("HbA1c 8.2% today.", [("HbA1c", "TEST", "present")]),
-        ("Plan: cardiac catheterization next week.", [("cardiac catheterization", "PROCEDURE", "hypothetical")]),
+        (
+            "Plan: cardiac catheterization next week.",
+            [("cardiac catheterization", "PROCEDURE", "hypothetical")],
+        ),
         ("Past surgical history: appendectomy.", [("appendectomy", "PROCEDURE", "historical")]),
         # the model must not swallow the cue, or ConText cannot negate
         ("Patient denies chest pain.", [("chest pain", "PROBLEM", "absent")]),
