@@ -59,11 +59,11 @@ def find(record: nlp.NoteRecord, text: str, nth: int = 0):
 
 
 def assert_windowing_changes_nothing(owner: object, attr: str, texts: dict[str, str], output) -> None:
-    """``output(text)`` is the same with ``owner.<attr>`` (a WindowedMatcher) and with its full matcher."""
+    """``output(text)`` is the same with ``owner.<attr>`` (a WindowedMatcher) and matching everywhere."""
     windowed = getattr(owner, attr)
     for name, text in texts.items():
         expected = output(text)
-        setattr(owner, attr, windowed.full)
+        setattr(owner, attr, windowed.everywhere())
         try:
             assert output(text) == expected, name
         finally:

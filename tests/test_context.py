@@ -150,6 +150,21 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("72 year old man with chest pain.", "chest pain", "PROBLEM", "present"),
         ("Cough for the past 3 days.", "Cough", "PROBLEM", "present"),
         ("Had pneumonia in the past.", "pneumonia", "PROBLEM", "historical"),
+        # no cue overlaps a mention: "no difficulty" is pseudo-negation unless the difficulty is the mention
+        ("No difficulty breathing.", "difficulty breathing", "PROBLEM", "absent"),
+        ("Had no difficulty with the insulin injections.", "insulin", "DRUG", "present"),
+        ("CVA in 2011 without residual deficits.", "residual deficits", "PROBLEM", "absent"),
+        # a bare year dates a problem or procedure, never a dose
+        ("Cholecystectomy 2003.", "Cholecystectomy", "PROCEDURE", "historical"),
+        ("Metformin 1000 mg daily.", "Metformin", "DRUG", "present"),
+        # a Plan section makes tests and procedures planned, and nothing else
+        (
+            "Plan:\n- CT abdomen/pelvis with contrast\n- NPO after midnight",
+            "CT abdomen/pelvis",
+            "TEST",
+            "hypothetical",
+        ),
+        ("Plan:\n- CT abdomen/pelvis with contrast\n- NPO after midnight", "NPO", "PROBLEM", "present"),
     ],
 )
 def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:
@@ -157,3 +172,32 @@ def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: s
     start = text.index(mention)
     (m,) = pipe.annotate(text, targets=[(start, start + len(mention), label)]).mentions
     assert m.assertion == assertion, m.cues
+
+
+@pytest.mark.parametrize(
+    ("text", "occurrence", "subject", "relationship"),
+    [
+        # the experiencer cue nearest the mention decides
+        (
+            "Family History: Father with hypertension. Patient himself has no hypertension.",
+            1,
+            "family",
+            "FTH",
+        ),
+        (
+            "Family History: Father with hypertension. Patient himself has no hypertension.",
+            2,
+            "patient",
+            None,
+        ),
+        ("Patient's mother had hypertension.", 1, "family", "MTH"),
+        ("Her mother states she has hypertension.", 1, "patient", None),
+    ],
+)
+def test_subject_of_a_target(text: str, occurrence: int, subject: str, relationship: str | None) -> None:
+    pipe = nlp.load("lexicon")
+    start = -1
+    for _ in range(occurrence):
+        start = text.index("hypertension", start + 1)
+    (m,) = pipe.annotate(text, targets=[(start, start + len("hypertension"), "PROBLEM")]).mentions
+    assert (m.subject, m.relationship) == (subject, relationship), m.cues

@@ -38,9 +38,12 @@ def test_context_rule_ids_unique() -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_section_defaults_name_known_sections() -> None:
+def test_section_defaults_name_known_sections_and_labels() -> None:
     spec = resources.load("sections")
     assert set(spec.span_defaults) <= set(spec.sections)
+    labels = {"PROBLEM", "DRUG", "DRUG_CLASS", "PROCEDURE", "TEST"}
+    for default in spec.span_defaults.values():
+        assert set(default.labels or ()) <= labels
 
 
 def _labels(rule: resources.ContextRuleSpec, all_labels: frozenset[str]) -> frozenset[str]:

@@ -60,6 +60,8 @@ def test_sections(pipe) -> None:
         ("Social History: never smoker", "social_history"),
         ("SHx: never smoker", "social_history"),
         ("Assessment and Plan:\n1. HTN", "observation_and_plan"),
+        ("Plan:\n- CT chest", "plan"),
+        ("RECOMMENDATIONS: colonoscopy", "plan"),
         ("IMPRESSION: No pneumothorax.", "impression"),
         ("Discharge Instructions: call if fever", "patient_instructions"),
     ],

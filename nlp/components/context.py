@@ -110,6 +110,11 @@ def mention_sentences(doc: Doc) -> list[tuple[int, int]]:
     return sorted(found)
 
 
+def mention_tokens(doc: Doc) -> list[tuple[int, int]]:
+    """Token ranges of the mentions of ``doc.spans["clinical"]``."""
+    return [(span.start, span.end) for span in doc.spans[SPAN_GROUP]]
+
+
 class ClinicalContext:
     """Runs ConText over the mention group, then decides assertion, subject and cues."""
 
@@ -125,8 +130,10 @@ class ClinicalContext:
         )
         self._context.add(context_rules(nlp))
         # a cue acts inside its own sentence: match only the sentences that hold a mention
+        # and no cue may overlap a mention ("no trouble swallowing": "trouble swallowing" is the
+        # mention, so "no" is the cue, not the pseudo-negation "no trouble")
         self._context._ConText__matcher = WindowedMatcher(
-            self._context._ConText__matcher, mention_sentences, anchored=False
+            self._context._ConText__matcher, mention_sentences, anchored=False, avoid=mention_tokens
         )
         rules = resources.load("context_rules")
         self._chronic_prefixes = tuple(rules.chronic_icd10_prefixes)
@@ -171,28 +178,32 @@ class ClinicalContext:
         doc = span.doc
         cues: list[dict[str, Any]] = []
         assertions: set[str] = set()
-        family_cue: Span | None = None
+        experiencers: list[tuple[int, dict[str, Any], Span]] = []  # family, patient: distance, evidence, cue
         for modifier in span._.modifiers:
             start, end = modifier.modifier_span
             cue = doc[start:end]
             category = modifier.category
-            cues.append(
-                {
-                    "category": category.lower(),
-                    "text": cue.text,
-                    "start": cue.start_char,
-                    "end": cue.end_char,
-                    "rule": (modifier.rule.metadata or {}).get("id", modifier.rule.literal),
-                }
-            )
-            if category == "FAMILY":
-                family_cue = cue
-            elif category in CATEGORY_TO_ASSERTION:
+            evidence = {
+                "category": category.lower(),
+                "text": cue.text,
+                "start": cue.start_char,
+                "end": cue.end_char,
+                "rule": (modifier.rule.metadata or {}).get("id", modifier.rule.literal),
+            }
+            if category in ("FAMILY", "PATIENT"):
+                experiencers.append((_distance(cue, span), evidence, cue))
+                continue
+            cues.append(evidence)
+            if category in CATEGORY_TO_ASSERTION:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
+        # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
+        nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
         if assertions == {"historical"} and self.chronic(span):
             assertions.clear()  # "history of hypertension": a chronic condition is still present
         section = span._.section_category
-        defaults = self._section_defaults.get(section or "", {})
+        default = self._section_defaults.get(section or "")
+        if default is not None and default.labels is not None and span.label_ not in default.labels:
+            default = None
         assertion = next((a for a in PRECEDENCE if a in assertions), None)
         section_cue = {
             "category": "section",
@@ -201,18 +212,28 @@ class ClinicalContext:
             "end": None,
             "rule": f"section:{section}",
         }
-        chronic_in_history = defaults.get("assertion") == "historical" and self.chronic(span)
-        if assertion is None and "assertion" in defaults and not chronic_in_history:
-            assertion = defaults["assertion"]
+        default_assertion = default.assertion if default is not None else None
+        if default_assertion == "historical" and self.chronic(span):
+            default_assertion = None  # a chronic condition in a history section is still present
+        if assertion is None and default_assertion is not None:
+            assertion = default_assertion
             cues.append(section_cue)
         if assertion == "possible" and span.label_ in self._act_labels:
             assertion = "hypothetical"  # a test, procedure or drug in doubt has not happened yet
         subject = "patient"
-        if family_cue is not None or defaults.get("subject") == "family":
+        family_section = default is not None and default.subject == "family"
+        if nearest is not None and nearest[1]["category"] == "family":
             subject = "family"
-            if family_cue is None and section_cue not in cues:
+            cues.append(nearest[1])
+            span._.relationship = self._relationship(nearest[2])
+        elif nearest is None and family_section:
+            subject = "family"
+            if section_cue not in cues:
                 cues.append(section_cue)
-            span._.relationship = self._relationship(family_cue if family_cue is not None else span.sent)
+            span._.relationship = self._relationship(span.sent)
+        elif nearest is not None and (family_section or len(experiencers) > 1):
+            cues.append(nearest[1])  # "Patient himself has no hypertension" under Family History
+        if subject == "family":
             span._.onset_age = self._onset_age(text[span.end_char : sent_ends[span.end - 1]])
         span._.assertion = assertion or "present"
         span._.subject = subject
@@ -238,6 +259,11 @@ class ClinicalContext:
         if m and 0 < int(m["age"]) < 120:
             return int(m["age"])
         return None
+
+
+def _distance(cue: Span, span: Span) -> int:
+    """Tokens between a cue and a mention (0 when they touch)."""
+    return max(cue.start - span.end, span.start - cue.end, 0)
 
 
 @Language.factory(

@@ -23,12 +23,19 @@ class WindowedMatcher:
         matcher: the medspaCy matcher whose rules to use (kept as ``full``).
         windows: token ranges ``(start, end)`` to match in.
         anchored: keep only matches that begin where their window begins.
+        avoid: token ranges no match may overlap (dropped before overlaps are pruned, so a
+            shorter match they hid comes back).
     """
 
     def __init__(
-        self, matcher: MedspacyMatcher, windows: Callable[[Doc], list[tuple[int, int]]], anchored: bool
+        self,
+        matcher: MedspacyMatcher,
+        windows: Callable[[Doc], list[tuple[int, int]]],
+        anchored: bool,
+        avoid: Callable[[Doc], list[tuple[int, int]]] | None = None,
     ) -> None:
         self.full = matcher  # the unrestricted matcher
+        self._avoid = avoid
         self.rule_map = matcher.rule_map
         self._windows = windows
         self._anchored = anchored
@@ -48,7 +55,19 @@ class WindowedMatcher:
             matches += [(m, s, e) for m, s, e in self._phrase(window) if not self._anchored or s == start]
         if self._regex._patterns:
             matches += [m for m in self._regex(doc) if any(self._inside(m[1], w) for w in windows)]
+        if self._avoid is not None:
+            avoided = {i for start, end in self._avoid(doc) for i in range(start, end)}
+            matches = [m for m in matches if avoided.isdisjoint(range(m[1], m[2]))]
         return keep_longest(matches) if self._prune else sorted(matches, key=lambda m: m[1:])
+
+    def everywhere(self) -> "WindowedMatcher | MedspacyMatcher":
+        """The same matching without the windows: the whole Doc is one window (for equivalence tests).
+
+        An anchored matcher's windows are its only filter, so its equivalent is the full matcher.
+        """
+        if self._anchored:
+            return self.full
+        return WindowedMatcher(self.full, lambda doc: [(0, len(doc))], anchored=False, avoid=self._avoid)
 
     def _inside(self, i: int, window: tuple[int, int]) -> bool:
         return i == window[0] if self._anchored else window[0] <= i < window[1]

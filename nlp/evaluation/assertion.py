@@ -17,11 +17,13 @@ is a mismatch when any field it gives is wrong.
   predictions). P/R/F1 per type, *strict* (same offsets) and *overlap* (a shared character), as in
   :mod:`nlp.evaluation.ner`. A discontinuous gold cue ("neither ... nor") is one cue per part.
 - *scope level*, mention-free: every word token of the sentence (pipeline tokenizer, punctuation
-  and whitespace excluded) is injected as a target. A token is *gold* type T when it lies inside a
-  gold T scope; it is *predicted* type T when a cue of type T modifies it (any of its ConText cues,
-  whatever assertion precedence then chose). Tokens inside a gold T cue are not scored for T (a cue
-  is not its own scope). ``scope-token`` is token P/R/F1 per type; ``scope-full`` is the share of
-  gold scopes all of whose scored tokens are predicted T (scopes with no scored token are left out).
+  and whitespace excluded) outside the rules' own cues is injected as a target (a cue never
+  overlaps a mention; a token inside a predicted cue is predicted no type). A token is *gold*
+  type T when it lies inside a gold T scope; it is *predicted* type T when a cue of type T
+  modifies it (any of its ConText cues, whatever assertion precedence then chose). Tokens inside
+  a gold T cue are not scored for T (a cue is not its own scope). ``scope-token`` is token P/R/F1
+  per type; ``scope-full`` is the share of gold scopes all of whose scored tokens are predicted
+  T (scopes with no scored token are left out).
 
 **Chia** (rows are criteria files): the gold entities are Condition, Drug, Procedure, Measurement
 and Observation (first fragment of a discontinuous entity). An entity is *negated* when it is the
@@ -384,8 +386,10 @@ def evaluate_bioscope(
         tokens = [
             (t.idx, t.idx + len(t.text)) for t in pipe.nlp.make_doc(text) if not (t.is_punct or t.is_space)
         ]
-        doc = pipe.annotate_doc(text, targets=[(s, e, "PROBLEM") for s, e in tokens])
-        found = context.cues(doc)  # type: ignore[attr-defined]
+        found = context.cues(pipe.annotate_doc(text, targets=[]))  # type: ignore[attr-defined]
+        # a cue never overlaps a mention, so the tokens of the rules' own cues are not targets
+        targets = [(s, e) for s, e in tokens if not any(s < c["end"] and c["start"] < e for c in found)]
+        doc = pipe.annotate_doc(text, targets=[(s, e, "PROBLEM") for s, e in targets])
         predicted_cues = [
             (c["start"], c["end"], CUE_TYPES[c["category"]]) for c in found if c["category"] in CUE_TYPES
         ]
@@ -393,7 +397,10 @@ def evaluate_bioscope(
         cue_errors(gold_cues, predicted_cues, found, text, errors)
         by_offsets = _mentions_by_offsets(doc_to_record(doc, pipeline=pipe.id))
         token_types = [
-            {CUE_TYPES[c.category] for c in by_offsets[tok].cues if c.category in CUE_TYPES} for tok in tokens
+            {CUE_TYPES[c.category] for c in by_offsets[tok].cues if c.category in CUE_TYPES}
+            if tok in by_offsets
+            else set()
+            for tok in tokens
         ]
         for kind in SCOPE_TYPES:
             tok, scope = scope_token_counts(tokens, token_types, gold_scopes, gold_cues, kind)

@@ -31,15 +31,30 @@ class TokenizerRules(_Strict):
     times_prefix: list[str]
 
 
+class SpanDefault(_Strict):
+    """What a mention in a section is when no cue says otherwise; ``labels`` limits it to some labels."""
+
+    assertion: Literal["absent", "possible", "hypothetical", "historical"] | None = None
+    subject: Literal["family"] | None = None
+    labels: list[str] | None = None
+
+
 class SectionRules(_Strict):
     version: int
     description: str
-    span_defaults: dict[str, dict[str, str]]
+    span_defaults: dict[str, SpanDefault]
     sections: dict[str, list[str]]
 
 
 ContextCategory = Literal[
-    "NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE", "HYPOTHETICAL", "HISTORICAL", "FAMILY", "TERMINATE", "PSEUDO"
+    "NEGATED_EXISTENCE",
+    "POSSIBLE_EXISTENCE",
+    "HYPOTHETICAL",
+    "HISTORICAL",
+    "FAMILY",
+    "PATIENT",
+    "TERMINATE",
+    "PSEUDO",
 ]
 
 
