@@ -157,6 +157,21 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         # a bare year dates a problem or procedure, never a dose
         ("Cholecystectomy 2003.", "Cholecystectomy", "PROCEDURE", "historical"),
         ("Metformin 1000 mg daily.", "Metformin", "DRUG", "present"),
+        # chronic: by a term inside the mention, or by the word; a resolution cue still wins
+        ("History of CKD stage 3.", "CKD stage 3", "PROBLEM", "present"),
+        (
+            "Chronic low back pain since a lifting injury in 2008.",
+            "Chronic low back pain",
+            "PROBLEM",
+            "present",
+        ),
+        ("Had asthma as a teenager but outgrew it.", "asthma", "PROBLEM", "historical"),
+        # how long something has lasted is not history; when it happened is
+        ("3-day history of cough.", "cough", "PROBLEM", "present"),
+        ("On warfarin since 2012.", "warfarin", "DRUG", "present"),
+        ("Was on metformin until 2019.", "metformin", "DRUG", "historical"),
+        ("Mononucleosis at age 16.", "Mononucleosis", "PROBLEM", "historical"),
+        ("Seizure at 0600 today.", "Seizure", "PROBLEM", "present"),
         # a Plan section makes tests and procedures planned, and nothing else
         (
             "Plan:\n- CT abdomen/pelvis with contrast\n- NPO after midnight",

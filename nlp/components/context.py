@@ -8,8 +8,9 @@ Every mention in ``doc.spans["clinical"]`` gets
 * ``span._.cues`` — the evidence for the decision: each cue's category, text, offsets and rule id.
 
 Precedence when cues disagree: absent > hypothetical > possible > historical. A history cue
-on a chronic condition ("history of hypertension") keeps it present: the patient still has it;
-chronic means flagged in the curated terms or coded in one of ``chronic_icd10_prefixes``.
+on a chronic condition ("history of hypertension") keeps it present: the patient still has it
+(see :meth:`ClinicalContext.chronic`), unless a resolution cue says it is over ("asthma as a
+teenager but outgrew it"). A relative's condition is never historical.
 Section defaults (``sections.json`` ``span_defaults``) apply when no cue decides. A test,
 procedure or drug in doubt ("possible colonoscopy", "consider CT") is hypothetical: it has
 not happened yet.
@@ -32,6 +33,7 @@ CATEGORY_TO_ASSERTION = {
     "HYPOTHETICAL": "hypothetical",
     "POSSIBLE_EXISTENCE": "possible",
     "HISTORICAL": "historical",
+    "RESOLVED": "historical",  # over, and said so: a chronic condition too ("outgrew it")
 }
 PRECEDENCE = ("absent", "hypothetical", "possible", "historical")
 _ONSET_AGE = re.compile(
@@ -138,6 +140,7 @@ class ClinicalContext:
         rules = resources.load("context_rules")
         self._chronic_prefixes = tuple(rules.chronic_icd10_prefixes)
         self._act_labels = frozenset(rules.act_labels)
+        self._lexicon = nlp.get_pipe("clinical_lexicon") if "clinical_lexicon" in nlp.pipe_names else None
         self._section_defaults = resources.load("sections").span_defaults
         self._relationships = resources.load("relationships").relationships
 
@@ -198,8 +201,11 @@ class ClinicalContext:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
         nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
-        if assertions == {"historical"} and self.chronic(span):
+        resolved = any(cue["category"] == "resolved" for cue in cues)
+        if assertions == {"historical"} and not resolved and self.chronic(span):
             assertions.clear()  # "history of hypertension": a chronic condition is still present
+        if nearest is not None and nearest[1]["category"] == "family":
+            assertions.discard("historical")  # a relative's condition is history by nature
         section = span._.section_category
         default = self._section_defaults.get(section or "")
         if default is not None and default.labels is not None and span.label_ not in default.labels:
@@ -240,10 +246,26 @@ class ClinicalContext:
         span._.cues = tuple(cues)
 
     def chronic(self, span: Span) -> bool:
-        """A condition that lasts: flagged in the curated terms, or coded in a chronic ICD-10-CM category."""
-        return span._.chronic or any(
-            code[0] == "icd10cm" and code[1].startswith(self._chronic_prefixes) for code in span._.codes
+        """A condition that lasts.
+
+        Flagged in the curated terms, coded in a chronic ICD-10-CM category, called "chronic", or,
+        for a mention with no codes of its own ("CKD stage 3" given as a target), spelling a term
+        that is one of these ("CKD").
+        """
+        if span._.chronic or any(token.lower_ == "chronic" for token in span):
+            return True
+        if span._.codes:
+            return self._chronic_codes(span._.codes)
+        if self._lexicon is None:
+            return False
+        term = self._lexicon.terminology  # type: ignore[attr-defined]
+        inside = term.find([t.text for t in span], [t.lower_ for t in span], [t.is_space for t in span])
+        return any(
+            term.concepts[i].chronic or self._chronic_codes(term.concepts[i].codes) for _, _, i in inside
         )
+
+    def _chronic_codes(self, codes: Any) -> bool:
+        return any(code[0] == "icd10cm" and code[1].startswith(self._chronic_prefixes) for code in codes)
 
     def _relationship(self, where: Span) -> str:
         for token in where:

@@ -51,6 +51,7 @@ ContextCategory = Literal[
     "POSSIBLE_EXISTENCE",
     "HYPOTHETICAL",
     "HISTORICAL",
+    "RESOLVED",
     "FAMILY",
     "PATIENT",
     "TERMINATE",
