@@ -3,7 +3,7 @@
 import pytest
 
 import nlp
-from nlp.components.context import expand_phrase
+from nlp.components.context import expand_phrase, split_first_token
 from nlp.components.windowed_matching import keep_longest
 from tests.conftest import assert_windowing_changes_nothing, find
 
@@ -120,6 +120,15 @@ def test_matching_only_mention_sentences_changes_no_decision(samples) -> None:
 )
 def test_expand_phrase(phrase: str, wordings: list[str]) -> None:
     assert expand_phrase(phrase) == wordings
+
+
+def test_split_first_token_makes_one_pattern_per_alternative() -> None:
+    pattern = [{"LOWER": {"IN": ["in", "since"]}}, {"SHAPE": "dddd"}]
+    assert split_first_token(pattern) == [
+        [{"LOWER": "in"}, {"SHAPE": "dddd"}],
+        [{"LOWER": "since"}, {"SHAPE": "dddd"}],
+    ]
+    assert split_first_token([{"LIKE_NUM": True}]) == [[{"LIKE_NUM": True}]]
 
 
 def test_keep_longest_keeps_same_extent_matches() -> None:

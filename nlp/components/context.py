@@ -60,7 +60,7 @@ def context_rules(nlp: Language) -> list[ConTextRule]:
                 if shouted != [t.lower_ for t in nlp.tokenizer(wording)]:  # "CANNOT" stays one token
                     forms.append((wording, [{"LOWER": t} for t in shouted]))
         else:
-            forms = [(spec.id, spec.pattern)]
+            forms = [(spec.id, pattern) for pattern in split_first_token(spec.pattern)]
         for literal, pattern in forms:
             rules.append(
                 ConTextRule(
@@ -76,6 +76,19 @@ def context_rules(nlp: Language) -> list[ConTextRule]:
                 )
             )
     return rules
+
+
+def split_first_token(pattern: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """One pattern per alternative of a first ``{"LOWER": {"IN": [...]}}`` token.
+
+    spaCy's ``Matcher`` tests a pattern's first token at every token of the Doc; a plain
+    ``LOWER`` value is a hash compare there, an ``IN`` set a predicate call.
+    """
+    first = pattern[0]
+    values = first.get("LOWER", {}).get("IN") if isinstance(first.get("LOWER"), dict) else None
+    if values is None or set(first) != {"LOWER"}:
+        return [pattern]
+    return [[{"LOWER": value}, *pattern[1:]] for value in values]
 
 
 _GROUP = re.compile(r"\[([^\[\]]*)\](\?)?")

@@ -60,7 +60,7 @@ from typing import Any
 
 import corpora
 from nlp.errors import InputError
-from nlp.evaluation.ner import Counts, Tally
+from nlp.evaluation.ner import Counts, Tally, score_row
 from nlp.pipeline import Pipeline, Target
 from nlp.records import Mention, NoteRecord, doc_to_record
 
@@ -639,21 +639,11 @@ def check_source(corpus_or_path: str | os.PathLike[str]) -> None:
 
 def format_table(report: dict[str, Any]) -> list[list[str]]:
     """Rows ``level, class, P, R, F1, gold, predicted`` for printing (header: ``TABLE_HEADER``)."""
-    rows = []
-    for level, classes in report["scores"].items():
-        for name, s in classes.items():
-            rows.append(
-                [
-                    level,
-                    name,
-                    _fmt(s["precision"]),
-                    _fmt(s["recall"]),
-                    _fmt(s["f1"]),
-                    str(s["gold"]),
-                    "-" if s["predicted"] is None else str(s["predicted"]),
-                ]
-            )
-    return rows
+    return [
+        score_row(level, name, s)
+        for level, classes in report["scores"].items()
+        for name, s in classes.items()
+    ]
 
 
 # -------------------------------------------------------------------------------------- helpers
@@ -730,6 +720,3 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 def _round(x: float) -> float:
     return round(x, 4)
 
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"

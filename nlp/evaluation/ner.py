@@ -158,18 +158,14 @@ def format_table(report: dict[str, Any]) -> list[list[str]]:
     for rule in ("strict", "overlap"):
         block = report["scores"][rule]
         for label, s in [*block["labels"].items(), ("micro", block["micro"])]:
-            rows.append(
-                [
-                    rule,
-                    label,
-                    _fmt(s["precision"]),
-                    _fmt(s["recall"]),
-                    _fmt(s["f1"]),
-                    str(s["gold"]),
-                    "-" if s["predicted"] is None else str(s["predicted"]),
-                ]
-            )
+            rows.append(score_row(rule, label, s))
     return rows
+
+
+def score_row(level: str, name: str, s: dict[str, Any]) -> list[str]:
+    """One printed row: ``level, name, P, R, F1, gold, predicted`` (``-`` where undefined)."""
+    predicted = "-" if s["predicted"] is None else str(s["predicted"])
+    return [level, name, _fmt(s["precision"]), _fmt(s["recall"]), _fmt(s["f1"]), str(s["gold"]), predicted]
 
 
 def _by_label(mentions: Iterable[Mention], labels: Sequence[str]) -> dict[str, set[tuple[int, int]]]:
