@@ -35,7 +35,7 @@ evaluate: install
 	  $(VENV)/bin/notes2fhir evaluate $$c --split test --pipeline $$p || exit 1; done; done
 
 ## assertion scores (README "Assertion" table): the project's case sets and the public corpora
-ASSERTION_SOURCES ?= tests/fixtures/assertion/heldout.jsonl tests/fixtures/assertion/dev.jsonl bioscope chia phee
+ASSERTION_SOURCES ?= $(wildcard tests/fixtures/assertion/*.jsonl) bioscope chia phee
 evaluate-assertion: install
 	for s in $(ASSERTION_SOURCES); do \
 	  $(VENV)/bin/notes2fhir evaluate $$s --task assertion --split test --pipeline lexicon || exit 1; done

@@ -1,6 +1,6 @@
 """The project's clinical assertion sets (``tests/fixtures/assertion/``): development cases the rules
 were tuned on (892 general, 437 on temporality), and 366 held-out cases written apart from the
-rules and never tuned on.
+rules and never tuned on (366 general, 477 on temporality).
 
 Each class has a floor a little under its measured F1, so a rule change that costs more than
 a case or two fails here; the README reports the measured figures.
@@ -17,6 +17,7 @@ SETS = Path(__file__).parent / "fixtures" / "assertion"
 FLOORS = {
     "dev": {"absent": 0.97, "possible": 0.92, "hypothetical": 0.94, "historical": 0.94, "family": 0.93},
     "dev_temporal": {"absent": 0.95, "hypothetical": 0.95, "historical": 0.92, "present": 0.9},
+    "heldout_temporal": {"absent": 0.93, "hypothetical": 0.83, "historical": 0.78, "present": 0.81},
     "heldout": {"absent": 0.95, "possible": 0.90, "hypothetical": 0.90, "historical": 0.80, "family": 0.95},
 }
 
@@ -38,5 +39,7 @@ def test_assertion_f1_holds_its_floor(lexicon, name: str) -> None:
 def test_sets_are_big_enough_and_share_no_text() -> None:
     texts = {name: [case.text for case in read_cases(SETS / f"{name}.jsonl")] for name in FLOORS}
     assert sum(len(t) for t in texts.values()) >= 400
-    for name, other in [("dev", "heldout"), ("dev_temporal", "heldout"), ("dev", "dev_temporal")]:
-        assert not set(texts[name]) & set(texts[other]), (name, other)
+    names = sorted(texts)
+    for i, name in enumerate(names):
+        for other in names[i + 1 :]:
+            assert not set(texts[name]) & set(texts[other]), (name, other)

@@ -25,7 +25,6 @@ from spacy.tokens import Doc, Span
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
-from nlp.components.sentences import sentence_ends
 from nlp.components.windowed_matching import WindowedMatcher
 
 CATEGORY_TO_ASSERTION = {
@@ -161,9 +160,8 @@ class ClinicalContext:
         if SPAN_GROUP not in doc.spans or not len(doc.spans[SPAN_GROUP]):
             return doc
         self._context(doc)
-        text, sent_ends = doc.text, sentence_ends(doc)
         for span in doc.spans[SPAN_GROUP]:
-            self.decide(span, text, sent_ends)
+            self.decide(span)
         doc._.context_graph = None  # holds Spans; records never need it and it blocks pickling
         return doc
 
@@ -190,7 +188,7 @@ class ClinicalContext:
             )
         return sorted(found, key=lambda c: (c["start"], c["end"]))
 
-    def decide(self, span: Span, text: str, sent_ends: list[int]) -> None:
+    def decide(self, span: Span) -> None:
         doc = span.doc
         cues: list[dict[str, Any]] = []
         assertions: set[str] = set()
@@ -253,7 +251,7 @@ class ClinicalContext:
         elif nearest is not None and (family_section or len(experiencers) > 1):
             cues.append(nearest[1])  # "Patient himself has no hypertension" under Family History
         if subject == "family":
-            span._.onset_age = self._onset_age(text[span.end_char : sent_ends[span.end - 1]])
+            span._.onset_age = self._onset_age(doc[span.end : span.sent.end].text)
         span._.assertion = assertion or "present"
         span._.subject = subject
         span._.cues = tuple(cues)
