@@ -160,9 +160,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.task == "assertion":
         return _evaluate_assertion(args)
+    if args.task == "adr":
+        return _evaluate_adr(args)
     if args.corpus.endswith(".jsonl"):
         raise InputError(
-            f"{args.corpus} is a case file: only --task assertion reads case files", code="unsupported_corpus"
+            f"{args.corpus} is a case file: only --task assertion and adr read case files",
+            code="unsupported_corpus",
         )
     if args.task == "linking":
         return _evaluate_linking(args)
@@ -211,6 +214,28 @@ def _evaluate_assertion(args: argparse.Namespace) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"written {output}")
+    return 0
+
+
+def _evaluate_adr(args: argparse.Namespace) -> int:
+    from nlp.evaluation.adr import check_corpus, evaluate_adr
+    from nlp.evaluation.assertion import TABLE_HEADER, format_table  # the same level/class table
+    from nlp.pipeline import load
+
+    check_corpus(args.corpus)  # before the pipeline loads
+    pipe = load(args.pipeline).warm_up()
+    report = evaluate_adr(pipe, args.corpus, args.split, corpus_dir=args.corpus_dir, limit=args.limit)
+    print(
+        f"{report['corpus']} / {report['split'] or '-'} / {report['pipeline']}: {report['documents']} "
+        f"documents, {report['words_per_s']} words/s"
+        + ("" if report["adr_component"] else "; the pipeline has no clinical_adr: no pairs predicted")
+    )
+    _print_table(format_table(report), TABLE_HEADER)
+    name = Path(args.corpus).stem if args.corpus.endswith(".jsonl") else f"{args.corpus}-{args.split}"
+    output = Path(args.output or Path("out") / "eval" / f"{name}-adr.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"written {output} (with the most frequent errors)")
     return 0
 
 
@@ -291,14 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
         "corpus",
         help="corpus name: "
         + ", ".join(sorted(corpora.REGISTRY))
-        + "; with --task assertion: bioscope, chia, phee or a .jsonl case file",
+        + "; with --task assertion: bioscope, chia, phee or a .jsonl case file"
+        + "; with --task adr: ade_corpus_v2, phee, tac2017_adr",
     )
     ev.add_argument("--split", default="test")
     ev.add_argument(
         "--task",
-        choices=["ner", "linking", "assertion"],
+        choices=["ner", "linking", "assertion", "adr"],
         default="ner",
-        help="mentions (P/R/F1), codes of gold mentions, or assertions of gold spans",
+        help="mentions (P/R/F1), codes of gold mentions, assertions of gold spans, "
+        "or drug -> adverse reaction pairs",
     )
     ev.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
     ev.add_argument(
@@ -309,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "-o",
         "--output",
-        help="JSON report (default out/eval/<corpus>-<split>-<pipeline|linking|assertion>.json; "
+        help="JSON report (default out/eval/<corpus>-<split>-<pipeline|linking|assertion|adr>.json; "
         "a case file: out/eval/<file stem>-assertion.json)",
     )
     ev.set_defaults(func=cmd_evaluate)

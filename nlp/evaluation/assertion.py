@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -60,6 +59,7 @@ from typing import Any
 
 import corpora
 from nlp.errors import InputError
+from nlp.evaluation.common import corpus_rows, report_header
 from nlp.evaluation.ner import Counts, Tally, score_row
 from nlp.pipeline import Pipeline, Target
 from nlp.records import Mention, NoteRecord, doc_to_record
@@ -291,7 +291,7 @@ def evaluate_cases(
             mention = found[cases[i].start, cases[i].end]
             predictions[i] = {**predicted_fields(mention), "cues": [_cue_dict(c) for c in mention.cues]}
     elapsed = time.perf_counter() - started
-    report = _header(pipe, str(path), None, len(by_text), list(by_text), elapsed)
+    report = report_header("assertion", pipe, str(path), None, len(by_text), list(by_text), elapsed)
     report["cases"] = len(cases)
     report.update(score_cases(cases, predictions))
     return report
@@ -365,7 +365,7 @@ def evaluate_bioscope(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Cue-level and scope-level negation/speculation scores on BioScope sentences (see module doc)."""
-    rows = _rows("bioscope", split, corpus_dir, limit)
+    rows = corpus_rows("bioscope", split, corpus_dir, limit)
     context = pipe.nlp.get_pipe("clinical_context")
     cue_tally = Tally(SCOPE_TYPES)
     tokens_counts = {kind: Counts() for kind in SCOPE_TYPES}
@@ -407,7 +407,7 @@ def evaluate_bioscope(
             tokens_counts[kind].add(tok)
             scope_counts[kind].add(scope)
     elapsed = time.perf_counter() - started
-    report = _header(pipe, "bioscope", split, len(texts), texts, elapsed)
+    report = report_header("assertion", pipe, "bioscope", split, len(texts), texts, elapsed)
     cue_report = cue_tally.report()
     report["scores"] = {
         "cue-strict": cue_report["strict"]["labels"],
@@ -466,7 +466,7 @@ def evaluate_chia(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Negation P/R/F1 on Chia criteria entities, and what Mood-marked entities get (see module doc)."""
-    rows = _rows("chia", split, corpus_dir, limit)
+    rows = corpus_rows("chia", split, corpus_dir, limit)
     negation = Counts()
     mood_assertions: Counter[str] = Counter()
     mood_cues: Counter[str] = Counter()
@@ -499,7 +499,7 @@ def evaluate_chia(
             if rel["type"] == "Has_mood":
                 mood_cues[spans[rel["tail"]]["text"].lower()] += 1
     elapsed = time.perf_counter() - started
-    report = _header(pipe, "chia", split, len(texts), texts, elapsed)
+    report = report_header("assertion", pipe, "chia", split, len(texts), texts, elapsed)
     report["entities"] = entities
     report["scores"] = {"entity": {"negation": negation.scores()}}
     report["mood"] = {
@@ -540,7 +540,7 @@ def evaluate_phee(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Negation and speculation P/R/F1 of PHEE event Effects and Triggers (see module doc)."""
-    rows = _rows("phee", split, corpus_dir, limit)
+    rows = corpus_rows("phee", split, corpus_dir, limit)
     counts = {(arg, kind): Counts() for arg in PHEE_ARGUMENTS for kind in ("negation", "speculation")}
     mismatches = []
     texts = []
@@ -569,7 +569,7 @@ def evaluate_phee(
                     expected = "+".join(flags) or "asserted"
                     mismatches.append({"argument": arg, **_mismatch(row["id"], text, mention, expected)})
     elapsed = time.perf_counter() - started
-    report = _header(pipe, "phee", split, len(texts), texts, elapsed)
+    report = report_header("assertion", pipe, "phee", split, len(texts), texts, elapsed)
     report["scores"] = {
         arg: {kind: counts[arg, kind].scores() for kind in ("negation", "speculation")}
         for arg in PHEE_ARGUMENTS
@@ -647,29 +647,6 @@ def format_table(report: dict[str, Any]) -> list[list[str]]:
 
 
 # -------------------------------------------------------------------------------------- helpers
-def _rows(name: str, split: str, corpus_dir: str | os.PathLike[str] | None, limit: int | None) -> list[dict]:
-    dataset = corpora.load(name, split=split, corpus_dir=corpus_dir)
-    return list(dataset) if limit is None else list(dataset.select(range(min(limit, len(dataset)))))
-
-
-def _header(
-    pipe: Pipeline, corpus: str, split: str | None, documents: int, texts: Iterable[str], elapsed: float
-) -> dict[str, Any]:
-    words = sum(len(t.split()) for t in texts)
-    return {
-        "task": "assertion",
-        "corpus": corpus,
-        "split": split,
-        "pipeline": pipe.id,
-        "fingerprint": pipe.info.fingerprint,  # changes with any rule or lexicon file
-        "documents": documents,
-        "words": words,
-        "seconds": round(elapsed, 1),
-        "words_per_s": round(words / elapsed) if elapsed else None,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-    }
-
-
 def _unique_targets(targets: Iterable[Target]) -> list[Target]:
     """One target per offsets (the first label wins), in text order."""
     unique: dict[tuple[int, int], Target] = {}
@@ -719,4 +696,3 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 def _round(x: float) -> float:
     return round(x, 4)
-
