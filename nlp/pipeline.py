@@ -20,6 +20,7 @@ import nlp.extensions  # noqa: F401  (declares the ._ attributes)
 from nlp import resources
 from nlp.components import (  # noqa: F401  (registers the factories)
     abbreviations,
+    adr,
     allergies,
     cnn_ner,
     context,
@@ -43,7 +44,7 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "notes2fhir"
 
 # name -> ordered spaCy components (factory names)
 _FRONT = ("clinical_sentences", "clinical_sections", "clinical_abbreviations", "clinical_lexicon")
-_BACK = ("clinical_medication", "clinical_context", "clinical_allergies")
+_BACK = ("clinical_medication", "clinical_context", "clinical_allergies", "clinical_adr")
 PIPELINES: dict[str, tuple[str, ...]] = {
     # vocabularies only: every mention has a code
     "lexicon": (*_FRONT, *_BACK),

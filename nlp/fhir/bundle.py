@@ -47,6 +47,8 @@ MEDICATION_STATUS = {
 MEDICATION_LABELS = {"DRUG", "DRUG_CLASS"}
 # labels the R4 mapping contract covers; TEST and PROCEDURE mentions stay in the NoteRecord only
 MAPPED_LABELS = {"PROBLEM", "NO_KNOWN_ALLERGY", *MEDICATION_LABELS}
+# drug -> reaction relations that become AdverseEvents (an allergy entry's reaction too)
+ADVERSE_RELATIONS = {"adverse_reaction", "allergy_reaction"}
 
 
 def resource_id(note_id: str, kind: str, start: int | None, end: int | None) -> str:
@@ -206,6 +208,33 @@ def _allergy(
     return res
 
 
+def _adverse_event(
+    record: NoteRecord,
+    drug: Mention,
+    reaction: Mention,
+    patient: dict[str, str],
+    drug_resource: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """The reaction as an actual ``AdverseEvent``; the suspect is the drug's MedicationStatement,
+    or a contained Medication when the drug has none (an allergy list entry)."""
+    res: dict[str, Any] = {"resourceType": "AdverseEvent"}
+    if drug_resource is not None and drug_resource[0] == "MedicationStatement":
+        suspect = {"reference": f"urn:uuid:{drug_resource[1]}"}
+    else:
+        res["contained"] = [{"resourceType": "Medication", "id": "suspect", "code": _concept(drug)}]
+        suspect = {"reference": "#suspect"}
+    res.update(
+        {
+            "extension": [_evidence(record, reaction, suspect=drug)],
+            "actuality": "actual",
+            "event": _concept(reaction),
+            "subject": patient,
+            "suspectEntity": [{"instance": suspect}],
+        }
+    )
+    return res
+
+
 def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, Any]:
     """The FHIR R4 Bundle for one record, as a JSON-ready dict.
 
@@ -237,6 +266,7 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
             reactions_of.setdefault(rel.source_id, []).append(by_id[rel.target_id])
             reaction_ids.add(rel.target_id)
 
+    made: dict[str, tuple[str, str]] = {}  # mention id -> (resource type, resource id)
     for m in record.mentions:
         if m.label not in MAPPED_LABELS:
             continue
@@ -252,6 +282,20 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
         else:
             res = _condition(record, m, patient)
         rid = resource_id(record.note_id, res["resourceType"], m.start, m.end)
+        made[m.id] = (res["resourceType"], rid)
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:{rid}",
+                "resource": {"resourceType": res.pop("resourceType"), "id": rid, **res},
+            }
+        )
+    for rel in record.relations:
+        if rel.type not in ADVERSE_RELATIONS:
+            continue
+        drug, reaction = by_id[rel.source_id], by_id[rel.target_id]
+        res = _adverse_event(record, drug, reaction, patient, made.get(drug.id))
+        kind = f"AdverseEvent:{drug.start}-{drug.end}"  # one event per drug and reaction
+        rid = resource_id(record.note_id, kind, reaction.start, reaction.end)
         entries.append(
             {
                 "fullUrl": f"urn:uuid:{rid}",

@@ -147,6 +147,23 @@ class MedicationVocabulary(_Strict):
     duration_units: dict[str, str]
 
 
+class AdrPatternSpec(_Strict):
+    id: str
+    order: Literal["drug_first", "reaction_first"]
+    score: float
+    between: str
+    before: str | None = None
+    not_chronic: bool = False
+
+
+class AdrRules(_Strict):
+    version: int
+    description: str
+    max_between_chars: int
+    qualifiers: list[str]
+    patterns: list[AdrPatternSpec]
+
+
 SCHEMAS: dict[str, type[_Strict]] = {
     "tokenizer": TokenizerRules,
     "sections": SectionRules,
@@ -156,6 +173,7 @@ SCHEMAS: dict[str, type[_Strict]] = {
     "model_mentions": ModelMentionRules,
     "relationships": Relationships,
     "medication": MedicationVocabulary,
+    "adr_rules": AdrRules,
 }
 
 

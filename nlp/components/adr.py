@@ -1,0 +1,178 @@
+"""Adverse drug reactions: which drug the note says caused which reaction.
+
+A drug mention (DRUG, DRUG_CLASS) and a reaction mention (PROBLEM) in one sentence are an
+``adverse_reaction`` pair in ``doc._.relations`` when the words between them match one of the
+patterns in ``adr_rules.json`` ("statin-induced myalgias", "rash after starting amoxicillin",
+"lisinopril was stopped due to cough", "intolerant of codeine: nausea"). Assertion decides first:
+a reaction that is absent ("no bleeding on apixaban"), hypothetical ("may cause tendon rupture"),
+possible or about a relative is never attributed. Pairs the allergy list already links are left
+to it. The FHIR mapping turns each pair into an ``AdverseEvent``.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from nlp import resources
+from nlp.components.lexicon import SPAN_GROUP
+
+RELATION = "adverse_reaction"
+DRUG_LABELS = frozenset({"DRUG", "DRUG_CLASS"})
+REACTION_LABELS = frozenset({"PROBLEM"})
+ATTRIBUTABLE = frozenset({"present", "historical"})
+_BEFORE_CHARS = 40
+_CONJUNCTION = re.compile(r"\s*(,|and|or|with|/|&|, and|, or|\+|plus|-)\s*(associated\s+)?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AdrPattern:
+    """One compiled ``adr_rules.json`` pattern."""
+
+    id: str
+    drug_first: bool
+    score: float
+    between: re.Pattern[str]
+    before: re.Pattern[str] | None
+    not_chronic: bool
+
+
+def adr_patterns() -> tuple[list[AdrPattern], int]:
+    """The compiled patterns and the longest gap they may span, from ``adr_rules.json``."""
+    spec = resources.load("adr_rules")
+    qualifiers = "|".join(re.escape(q) for q in sorted(spec.qualifiers, key=len, reverse=True))
+    lead = rf"\s*(?:[,(]\s*)?(?:(?:{qualifiers})\s+)*"
+    # after a reaction: "Hyperkalemia (K 6.1) due to", "photosensitivity reaction from", "rash on the arms"
+    after_reaction = (
+        r"(?:\s*\([^()\n]{0,30}\))?"
+        r"(?:\s+(?:reaction|reactions|syndrome|episode|episodes|event))?"
+        r"(?:\s+(?:of|in|on|to|over)\s+(?:the\s+|his\s+|her\s+|both\s+)?[\w-]+(?:\s+[\w-]+)?)?"
+    )
+    patterns = [
+        AdrPattern(
+            id=p.id,
+            drug_first=p.order == "drug_first",
+            score=p.score,
+            between=re.compile(("" if p.order == "drug_first" else after_reaction) + lead + p.between, re.I),
+            before=re.compile(p.before, re.IGNORECASE) if p.before else None,
+            not_chronic=p.not_chronic,
+        )
+        for p in spec.patterns
+    ]
+    return patterns, spec.max_between_chars
+
+
+class AdverseReactions:
+    """Adds ``adverse_reaction`` relations (drug offsets -> reaction offsets) to ``doc._.relations``."""
+
+    def __init__(self, chronic: Callable[[Span], bool]) -> None:
+        self._patterns, self._max_gap = adr_patterns()
+        self._chronic = chronic
+
+    def __call__(self, doc: Doc) -> Doc:
+        if SPAN_GROUP not in doc.spans:
+            return doc
+        mentions = sorted(
+            (s for s in doc.spans[SPAN_GROUP] if s.label_ in DRUG_LABELS or s.label_ in REACTION_LABELS),
+            key=lambda s: s.start_char,
+        )
+        candidates = [
+            (a, b)
+            for i, a in enumerate(mentions)
+            for b in mentions[i + 1 :]
+            if b.start_char - a.end_char <= self._max_gap and _one_drug_one_reaction(a, b)
+        ]
+        if not candidates:
+            return doc
+        text = doc.text
+        linked = {(src, dst) for kind, src, dst, _, _ in doc._.relations if kind == "allergy_reaction"}
+        relations = list(doc._.relations)
+        for first, second in candidates:
+            drug, reaction = (first, second) if first.label_ in DRUG_LABELS else (second, first)
+            key = ((drug.start_char, drug.end_char), (reaction.start_char, reaction.end_char))
+            if key in linked or not _attributable(drug, reaction) or _crosses_sentence(first, second):
+                continue
+            pattern = self._match(text, first, second, drug_first=first is drug, reaction=reaction)
+            if pattern is not None:
+                relations.append((RELATION, *key, pattern.score, f"rule:{pattern.id}"))
+                linked.add(key)
+        relations += self._conjuncts(text, mentions, relations, linked)
+        doc._.relations = relations
+        return doc
+
+    @staticmethod
+    def _conjuncts(
+        text: str, mentions: list[Span], relations: list[tuple], linked: set[tuple]
+    ) -> list[tuple]:
+        """Reactions and drugs joined to an attributed pair's ("nausea and vomiting after starting X",
+        "hepatitis in a patient treated with trimethoprim-sulfamethoxazole")."""
+        reactions = [m for m in mentions if m.label_ in REACTION_LABELS]
+        drugs = [m for m in mentions if m.label_ in DRUG_LABELS]
+        by_offsets = {(m.start_char, m.end_char): m for m in mentions}
+        found: list[tuple] = []
+        todo = [r for r in relations if r[0] == RELATION]
+        while todo:
+            _, drug_key, reaction_key, score, method = todo.pop()
+            drug, reaction = by_offsets[drug_key], by_offsets[reaction_key]
+            for same, kind in ((reaction, reactions), (drug, drugs)):
+                i = kind.index(same)
+                for other in kind[max(0, i - 1) : i] + kind[i + 1 : i + 2]:
+                    left, right = sorted((other, same), key=lambda m: m.start_char)
+                    new_drug, new_reaction = (drug, other) if same is reaction else (other, reaction)
+                    key = (
+                        (new_drug.start_char, new_drug.end_char),
+                        (new_reaction.start_char, new_reaction.end_char),
+                    )
+                    if key in linked or not _CONJUNCTION.fullmatch(text[left.end_char : right.start_char]):
+                        continue
+                    if _attributable(new_drug, new_reaction) and not _crosses_sentence(left, right):
+                        relation = (RELATION, *key, score, f"{method}+conjunct")
+                        found.append(relation)
+                        todo.append(relation)
+                        linked.add(key)
+        return found
+
+    def _match(
+        self, text: str, first: Span, second: Span, *, drug_first: bool, reaction: Span
+    ) -> AdrPattern | None:
+        between = text[first.end_char : second.start_char]
+        before = text[max(0, first.start_char - _BEFORE_CHARS) : first.start_char]
+        for pattern in self._patterns:
+            if pattern.drug_first != drug_first or not pattern.between.fullmatch(between):
+                continue
+            if pattern.not_chronic and self._chronic(reaction):
+                continue
+            if pattern.before is None or pattern.before.search(before):
+                return pattern
+        return None
+
+
+def _one_drug_one_reaction(a: Span, b: Span) -> bool:
+    return (a.label_ in DRUG_LABELS and b.label_ in REACTION_LABELS) or (
+        a.label_ in REACTION_LABELS and b.label_ in DRUG_LABELS
+    )
+
+
+def _attributable(drug: Span, reaction: Span) -> bool:
+    return (
+        reaction._.assertion in ATTRIBUTABLE
+        and reaction._.subject == "patient"
+        and drug._.subject == "patient"
+        and drug._.assertion != "absent"
+    )
+
+
+def _crosses_sentence(first: Span, second: Span) -> bool:
+    doc = first.doc
+    return any(doc[i].is_sent_start for i in range(first.end, second.start + 1))
+
+
+@Language.factory(
+    "clinical_adr",
+    requires=["doc.spans", "span._.assertion"],
+    assigns=["doc._.relations"],
+)
+def make_clinical_adr(nlp: Language, name: str) -> AdverseReactions:
+    return AdverseReactions(nlp.get_pipe("clinical_context").chronic)  # type: ignore[attr-defined]
