@@ -298,6 +298,24 @@ def read_id2label(config_path: Path) -> list[str]:
     return id2label
 
 
+def onnx_session(model_file: Path, threads: int) -> ort.InferenceSession:
+    """An onnxruntime CPU session: ``threads`` for one call, calls run one after another.
+
+    Raises:
+        ModelNotFoundError: onnxruntime cannot load the file.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelNotFoundError(f"{model_file}: onnxruntime cannot load it ({exc})") from exc
+
+
 class OnnxTokenClassifier:
     """A BIO token classifier exported to ONNX, run with onnxruntime.
 
@@ -342,18 +360,7 @@ class OnnxTokenClassifier:
             self.tokenizer, self.pad_id = load_tokenizer(self.model_dir / TOKENIZER_FILE)
         except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
             raise ModelNotFoundError(f"{self.model_dir / TOKENIZER_FILE}: unreadable ({exc})") from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelNotFoundError(f"{model_file}: onnxruntime cannot load it ({exc})") from exc
+        self.session = onnx_session(model_file, threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - self._inputs
         n_out = self.session.get_outputs()[0].shape[-1]

@@ -274,7 +274,8 @@ def _collate(
     return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(allowed)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's random generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -409,7 +410,7 @@ def train_transformer(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     torch.set_num_threads(threads)
-    _seed_everything(seed)
+    seed_everything(seed)
     base = Path(base_model) if base_model is not None else base_model_dir()
     tokenizer, pad_id = load_tokenizer(base / TOKENIZER_FILE)
     train_examples = ner_examples("train", tuple(corpora))
@@ -500,7 +501,7 @@ def train_transformer(
         "architecture": "BertForTokenClassification (all-MiniLM-L6-v2, 6 layers, hidden 384)",
         "base_model": {
             "package": BASE_PACKAGE,
-            "version": _version(BASE_PACKAGE),
+            "version": package_version(BASE_PACKAGE),
             BASE_WEIGHTS_FILE: sha256_file(base / BASE_WEIGHTS_FILE),
         },
         "corpora": list(corpora),
@@ -535,7 +536,8 @@ def train_transformer(
             "sha256": sha256_file(int8_path),
         },
         "versions": {
-            name: _version(name) for name in ("torch", "transformers", "onnxruntime", "tokenizers", "onnx")
+            name: package_version(name)
+            for name in ("torch", "transformers", "onnxruntime", "tokenizers", "onnx")
         },
         "platform": platform.platform(),
     }
@@ -543,7 +545,8 @@ def train_transformer(
     return summary
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of ``package`` (``""`` when it is not installed)."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
