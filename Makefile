@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench evaluate evaluate-assertion train-ner train-ner-transformer lint clean
+.PHONY: install run test bench evaluate evaluate-assertion evaluate-adr train-ner train-ner-transformer train-adr lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ evaluate: install
 	for c in $(EVAL_CORPORA); do for p in $(EVAL_PIPELINES); do \
 	  $(VENV)/bin/notes2fhir evaluate $$c --split test --pipeline $$p || exit 1; done; done
 
+## adverse drug reaction scores (README "Adverse drug reactions" table)
+ADR_SOURCES ?= tests/fixtures/adr/heldout.jsonl tests/fixtures/adr/notes.jsonl ade_corpus_v2 phee tac2017_adr
+evaluate-adr: install
+	for s in $(ADR_SOURCES); do \
+	  $(VENV)/bin/notes2fhir evaluate $$s --task adr --split test --pipeline fast || exit 1; done
+
 ## assertion scores (README "Assertion" table): the project's case sets and the public corpora
 ASSERTION_SOURCES ?= $(wildcard tests/fixtures/assertion/*.jsonl) bioscope chia phee
 evaluate-assertion: install
@@ -46,6 +52,10 @@ train-ner: install
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/notes2fhir -v train ner --arch cnn --out out/ner-cnn-selection
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/notes2fhir -v train ner --arch cnn --out models/ner-cnn \
 	  --final-epochs 6 --mention-precision 0.8172
+
+## the drug -> adverse reaction pair classifier (models/adr-minilm; about 30 minutes on one core)
+train-adr: install
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/python -m nlp.train.relation train --out models/adr-minilm
 
 train-ner-transformer: install
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/notes2fhir -v train ner --arch transformer --out models/ner-minilm

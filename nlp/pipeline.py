@@ -54,6 +54,12 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "accurate": (*_FRONT, "clinical_transformer_ner", "clinical_linker", *_BACK),
 }
 PIPELINES["default"] = PIPELINES["fast"]
+# component settings that differ by pipeline: the model pipelines also score drug -> reaction pairs
+COMPONENT_CONFIG: dict[str, dict[str, dict[str, Any]]] = {
+    "fast": {"clinical_adr": {"model": "adr-minilm"}},
+    "accurate": {"clinical_adr": {"model": "adr-minilm"}},
+}
+COMPONENT_CONFIG["default"] = COMPONENT_CONFIG["fast"]
 # components that find mentions; in targets mode the caller's spans replace all of them
 MENTION_PRODUCERS = {"clinical_lexicon", "clinical_cnn_ner", "clinical_transformer_ner", "clinical_linker"}
 
@@ -297,11 +303,9 @@ def build_nlp(name: str, cache_dir: Path | None) -> Language:
     nlp = spacy.blank("en")
     nlp.tokenizer = build_tokenizer(nlp)
     for component in PIPELINES[name]:
-        config = (
-            {"cache_dir": str(cache_dir) if cache_dir else None}
-            if component in ("clinical_lexicon", "clinical_linker")
-            else {}
-        )
+        config = dict(COMPONENT_CONFIG.get(name, {}).get(component, {}))
+        if component in ("clinical_lexicon", "clinical_linker"):
+            config["cache_dir"] = str(cache_dir) if cache_dir else None
         nlp.add_pipe(component, config=config)
     nlp.max_length = DEFAULT_MAX_CHARS * 10
     return nlp

@@ -7,6 +7,11 @@ patterns in ``adr_rules.json`` ("statin-induced myalgias", "rash after starting 
 a reaction that is absent ("no bleeding on apixaban"), hypothetical ("may cause tendon rupture"),
 possible or about a relative is never attributed. Pairs the allergy list already links are left
 to it. The FHIR mapping turns each pair into an ``AdverseEvent``.
+
+With a ``model`` (the ``fast`` and ``accurate`` pipelines use ``models/adr-minilm``, see
+:mod:`nlp.relation_onnx`), every attributable pair of one sentence is also scored by the trained
+pair classifier, and a pair at or above its threshold is kept with ``method`` ``model:<name>``;
+a pair both find keeps the rule's id. The patterns stay the precise part, the model the broad one.
 """
 
 import re
@@ -18,12 +23,15 @@ from spacy.tokens import Doc, Span
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
+from nlp.models import resolve_model_dir
+from nlp.relation_onnx import OnnxPairClassifier
 
 RELATION = "adverse_reaction"
 DRUG_LABELS = frozenset({"DRUG", "DRUG_CLASS"})
 REACTION_LABELS = frozenset({"PROBLEM"})
 ATTRIBUTABLE = frozenset({"present", "historical"})
 _BEFORE_CHARS = 40
+_MODEL_SPAN_CHARS = 300  # the longest sentence stretch a scored pair may span
 _CONJUNCTION = re.compile(r"\s*(,|and|or|with|/|&|, and|, or|\+|plus|-)\s*(associated\s+)?", re.IGNORECASE)
 
 
@@ -67,9 +75,15 @@ def adr_patterns() -> tuple[list[AdrPattern], int]:
 class AdverseReactions:
     """Adds ``adverse_reaction`` relations (drug offsets -> reaction offsets) to ``doc._.relations``."""
 
-    def __init__(self, chronic: Callable[[Span], bool]) -> None:
+    def __init__(self, chronic: Callable[[Span], bool], model: str | None = None, threads: int = 1) -> None:
         self._patterns, self._max_gap = adr_patterns()
+        spec = resources.load("adr_rules")
+        self._vetoes = [(v.order, re.compile(v.between, re.IGNORECASE)) for v in spec.model_vetoes]
+        self._model_cue = re.compile(spec.model_cue, re.IGNORECASE)
         self._chronic = chronic
+        self.classifier = OnnxPairClassifier(resolve_model_dir(model), threads=threads) if model else None
+        self.source = f"model:{self.classifier.name}" if self.classifier else "rules"
+        self.labels: tuple[str, ...] = ()  # finds no mentions; listed with the models for the fingerprint
 
     def __call__(self, doc: Doc) -> Doc:
         if SPAN_GROUP not in doc.spans:
@@ -78,26 +92,39 @@ class AdverseReactions:
             (s for s in doc.spans[SPAN_GROUP] if s.label_ in DRUG_LABELS or s.label_ in REACTION_LABELS),
             key=lambda s: s.start_char,
         )
+        reach = _MODEL_SPAN_CHARS if self.classifier else self._max_gap
         candidates = [
             (a, b)
             for i, a in enumerate(mentions)
             for b in mentions[i + 1 :]
-            if b.start_char - a.end_char <= self._max_gap and _one_drug_one_reaction(a, b)
+            if b.start_char - a.end_char <= reach and _one_drug_one_reaction(a, b)
         ]
         if not candidates:
             return doc
         text = doc.text
         linked = {(src, dst) for kind, src, dst, _, _ in doc._.relations if kind == "allergy_reaction"}
         relations = list(doc._.relations)
+        unmatched: list[tuple[tuple[int, int], tuple[int, int]]] = []
         for first, second in candidates:
             drug, reaction = (first, second) if first.label_ in DRUG_LABELS else (second, first)
             key = ((drug.start_char, drug.end_char), (reaction.start_char, reaction.end_char))
             if key in linked or not _attributable(drug, reaction) or _crosses_sentence(first, second):
                 continue
-            pattern = self._match(text, first, second, drug_first=first is drug, reaction=reaction)
+            pattern = None
+            if second.start_char - first.end_char <= self._max_gap:
+                pattern = self._match(text, first, second, drug_first=first is drug, reaction=reaction)
             if pattern is not None:
                 relations.append((RELATION, *key, pattern.score, f"rule:{pattern.id}"))
                 linked.add(key)
+            elif self.classifier is not None and not self._vetoed(
+                text, first, second, drug_first=first is drug
+            ):
+                unmatched.append(key)
+        if self.classifier is not None and unmatched:
+            for key, score in zip(unmatched, self.classifier.score(text, unmatched), strict=True):
+                if score >= self.classifier.threshold:
+                    relations.append((RELATION, *key, round(score, 4), self.classifier.method))
+                    linked.add(key)
         relations += self._conjuncts(text, mentions, relations, linked)
         doc._.relations = relations
         return doc
@@ -133,6 +160,14 @@ class AdverseReactions:
                         todo.append(relation)
                         linked.add(key)
         return found
+
+    def _vetoed(self, text: str, first: Span, second: Span, *, drug_first: bool) -> bool:
+        """Not for the model: nothing of cause or time near the pair, or a veto between them."""
+        between = text[first.end_char : second.start_char]
+        if not self._model_cue.search(text[first.end_char : second.end_char + _BEFORE_CHARS]):
+            return True
+        order = "drug_first" if drug_first else "reaction_first"
+        return any((o is None or o == order) and v.search(between) for o, v in self._vetoes)
 
     def _match(
         self, text: str, first: Span, second: Span, *, drug_first: bool, reaction: Span
@@ -171,8 +206,10 @@ def _crosses_sentence(first: Span, second: Span) -> bool:
 
 @Language.factory(
     "clinical_adr",
+    default_config={"model": None, "threads": 1},
     requires=["doc.spans", "span._.assertion"],
     assigns=["doc._.relations"],
 )
-def make_clinical_adr(nlp: Language, name: str) -> AdverseReactions:
-    return AdverseReactions(nlp.get_pipe("clinical_context").chronic)  # type: ignore[attr-defined]
+def make_clinical_adr(nlp: Language, name: str, model: str | None, threads: int) -> AdverseReactions:
+    chronic = nlp.get_pipe("clinical_context").chronic  # type: ignore[attr-defined]
+    return AdverseReactions(chronic, model=model, threads=threads)

@@ -156,12 +156,20 @@ class AdrPatternSpec(_Strict):
     not_chronic: bool = False
 
 
+class AdrVetoSpec(_Strict):
+    id: str
+    between: str
+    order: Literal["drug_first", "reaction_first"] | None = None
+
+
 class AdrRules(_Strict):
     version: int
     description: str
     max_between_chars: int
     qualifiers: list[str]
     patterns: list[AdrPatternSpec]
+    model_vetoes: list[AdrVetoSpec]
+    model_cue: str
 
 
 SCHEMAS: dict[str, type[_Strict]] = {
