@@ -181,6 +181,8 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("Was on metformin until 2019.", "metformin", "DRUG", "historical"),
         ("Mononucleosis at age 16.", "Mononucleosis", "PROBLEM", "historical"),
         ("Seizure at 0600 today.", "Seizure", "PROBLEM", "present"),
+        # a relative's condition is never historical, whatever dates it
+        ("Family History:\nMother with breast cancer in 2010.", "breast cancer", "PROBLEM", "present"),
         # a Plan section makes tests and procedures planned, and nothing else
         (
             "Plan:\n- CT abdomen/pelvis with contrast\n- NPO after midnight",

@@ -215,8 +215,6 @@ class ClinicalContext:
         resolved = any(cue["category"] == "resolved" for cue in cues)
         if assertions == {"historical"} and not resolved and self.chronic(span):
             assertions.clear()  # "history of hypertension": a chronic condition is still present
-        if nearest is not None and nearest[1]["category"] == "family":
-            assertions.discard("historical")  # a relative's condition is history by nature
         section = span._.section_category
         default = self._section_defaults.get(section or "")
         if default is not None and default.labels is not None and span.label_ not in default.labels:
@@ -252,6 +250,8 @@ class ClinicalContext:
             cues.append(nearest[1])  # "Patient himself has no hypertension" under Family History
         if subject == "family":
             span._.onset_age = self._onset_age(doc[span.end : span.sent.end].text)
+        if subject == "family" and assertion == "historical":
+            assertion = None  # a relative's condition is history by nature
         span._.assertion = assertion or "present"
         span._.subject = subject
         span._.cues = tuple(cues)
