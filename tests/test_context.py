@@ -55,7 +55,7 @@ CASES = [
     (
         "She ate salty food over a family holiday and ran out of furosemide.",
         "furosemide",
-        "present",
+        "historical",  # ran out: not taking it now
         "patient",
     ),
     # plain present
@@ -181,6 +181,10 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("Was on metformin until 2019.", "metformin", "DRUG", "historical"),
         ("Mononucleosis at age 16.", "Mononucleosis", "PROBLEM", "historical"),
         ("Seizure at 0600 today.", "Seizure", "PROBLEM", "present"),
+        # a drug held, stopped or run out of is stopped (MedicationStatement.status); continued is active
+        ("Lisinopril was held for hypotension.", "Lisinopril", "DRUG", "historical"),
+        ("She ran out of her amlodipine.", "amlodipine", "DRUG", "historical"),
+        ("Continue metoprolol 25 mg BID.", "metoprolol", "DRUG", "present"),
         # a relative's condition is never historical, whatever dates it
         ("Family History:\nMother with breast cancer in 2010.", "breast cancer", "PROBLEM", "present"),
         # a Plan section makes tests and procedures planned, and nothing else
