@@ -1,7 +1,8 @@
 """Corpus readers: the shared base, and bc5cdr, ncbi_disease, chia, mtsamples, aci_bench.
 
-Fixture corpora under ``tests/fixtures/corpora/<name>/`` are tiny hand-written files in each corpus'
-real layout. Tests on the real corpora skip when a corpus is not installed.
+Fixture corpora (``tests/fixtures/corpora/<name>/``, laid out by ``tests.conftest.FIXTURE_CORPORA``) are
+tiny hand-written files in each corpus' real layout. Tests on the real corpora skip when a corpus
+is not installed.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import pytest
 import corpora
 from corpora import base, chia
 from corpora.base import ENV_VAR, HOUSE_LABELS, REGISTRY, CorpusFormatError, CorpusNotFoundError, hash_split
+from tests.conftest import FIXTURE_CORPORA as FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 MY_CORPORA = ("bc5cdr", "ncbi_disease", "chia", "mtsamples", "aci_bench")
 
 

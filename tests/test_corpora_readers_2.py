@@ -1,6 +1,7 @@
 """Readers of ADE-Corpus-V2, PHEE, BioScope, TAC 2017 ADR and the DDI corpus.
 
-Hand-made fixtures in ``tests/fixtures/corpora/<name>/`` mirror each corpus' layout and formats; the
+Hand-made fixtures (``tests/fixtures/corpora/<name>/``, laid out by ``tests.conftest.FIXTURE_CORPORA``)
+mirror each corpus' layout and formats; the
 tests at the end check the real corpora (when present) against the counts in their SOURCE.md.
 """
 
@@ -18,8 +19,8 @@ import pytest
 
 import corpora
 from corpora.base import hash_split
+from tests.conftest import FIXTURE_CORPORA as FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 NAMES = ["ade_corpus_v2", "phee", "bioscope", "tac2017_adr", "ddi_corpus"]
 
 

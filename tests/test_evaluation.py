@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,7 @@ import corpora
 import nlp
 from nlp.cli import main
 from nlp.evaluation.ner import Tally, evaluate_ner, format_table
-
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
+from tests.conftest import FIXTURE_CORPORA as FIXTURES
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ from nlp.evaluation.adr import (
 )
 from nlp.evaluation.assertion import TABLE_HEADER
 from nlp.records import Mention, NoteRecord, Relation
+from tests.conftest import FIXTURE_CORPORA as FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 EVERY_PAIR_METHOD = "rule:test.every_pair"
 
 

@@ -29,8 +29,7 @@ from nlp.evaluation.assertion import (
     scope_token_counts,
     score_cases,
 )
-
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
+from tests.conftest import FIXTURE_CORPORA as FIXTURES
 
 
 def scores(precision, recall, f1, gold, predicted) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import spacy
@@ -11,8 +10,7 @@ import spacy
 import nlp
 from nlp.pipeline import build_nlp
 from nlp.train.cnn import train_cnn
-
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
+from tests.conftest import FIXTURE_CORPORA as FIXTURES
 
 
 @pytest.mark.slow

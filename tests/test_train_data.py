@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import spacy
 
 from nlp.components.tokenizer import build_tokenizer
 from nlp.train.data import chunk_document, ner_examples
-
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
+from tests.conftest import FIXTURE_CORPORA as FIXTURES
 
 
 @pytest.fixture(scope="module")
