@@ -179,11 +179,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         + ("; partial annotation: recall only" if report["recall_only"] else "")
     )
     _print_table(format_table(report), ["match", "label", "P", "R", "F1", "gold", "predicted"])
-    output = Path(args.output or Path("out") / "eval" / f"{args.corpus}-{args.split}-{args.pipeline}.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"written {output}")
+    _write_report(args, f"{args.corpus}-{args.split}-{args.pipeline}", report)
     return 0
+
+
+def _write_report(args: argparse.Namespace, name: str, report: dict[str, Any]) -> None:
+    """The report as JSON to ``-o`` or ``out/eval/<name>.json``."""
+    output = Path(args.output or Path("out") / "eval" / f"{name}.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"written {output}")
 
 
 def _evaluate_assertion(args: argparse.Namespace) -> int:
@@ -210,10 +215,7 @@ def _evaluate_assertion(args: argparse.Namespace) -> int:
     if "mismatches" in report:
         print(f"mismatches: {len(report['mismatches'])}")
     name = Path(args.corpus).stem if is_case_file(args.corpus) else f"{args.corpus}-{args.split}"
-    output = Path(args.output or Path("out") / "eval" / f"{name}-assertion.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"written {output}")
+    _write_report(args, f"{name}-assertion", report)
     return 0
 
 
@@ -232,10 +234,7 @@ def _evaluate_adr(args: argparse.Namespace) -> int:
     )
     _print_table(format_table(report), TABLE_HEADER)
     name = Path(args.corpus).stem if args.corpus.endswith(".jsonl") else f"{args.corpus}-{args.split}"
-    output = Path(args.output or Path("out") / "eval" / f"{name}-adr.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"written {output} (with the most frequent errors)")
+    _write_report(args, f"{name}-adr", report)
     return 0
 
 
@@ -248,9 +247,7 @@ def _evaluate_linking(args: argparse.Namespace) -> int:
     )
     report.pop("sweep", None)
     print(json.dumps(report, indent=1))
-    output = Path(args.output or Path("out") / "eval" / f"{args.corpus}-{args.split}-linking.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _write_report(args, f"{args.corpus}-{args.split}-linking", report)
     return 0
 
 

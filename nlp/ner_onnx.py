@@ -79,8 +79,14 @@ def load_tokenizer(path: Path) -> tuple[Tokenizer, int]:
 
     Returns:
         The tokenizer and the id it pads with (0 when the file sets no padding).
+
+    Raises:
+        ModelNotFoundError: the file is missing or unreadable.
     """
-    tokenizer = Tokenizer.from_file(str(path))
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on a missing or malformed file
+        raise ModelNotFoundError(f"{path}: unreadable ({exc})") from exc
     pad_id = int(tokenizer.padding["pad_id"]) if tokenizer.padding else 0
     tokenizer.no_truncation()
     tokenizer.no_padding()
@@ -356,10 +362,7 @@ class OnnxTokenClassifier:
         )
         if isinstance(positions, int) and max_length > positions:
             raise ConfigError(f"max_length {max_length} exceeds the model's {positions} positions")
-        try:
-            self.tokenizer, self.pad_id = load_tokenizer(self.model_dir / TOKENIZER_FILE)
-        except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
-            raise ModelNotFoundError(f"{self.model_dir / TOKENIZER_FILE}: unreadable ({exc})") from exc
+        self.tokenizer, self.pad_id = load_tokenizer(self.model_dir / TOKENIZER_FILE)
         self.session = onnx_session(model_file, threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - self._inputs

@@ -288,10 +288,7 @@ class OnnxPairClassifier:
         for required in (CONFIG_FILE, TOKENIZER_FILE, TRAINING_FILE):
             if not (self.model_dir / required).is_file():
                 raise ModelNotFoundError(f"{self.model_dir}: no {required}")
-        try:
-            self.tokenizer, self.pad_id = load_tokenizer(self.model_dir / TOKENIZER_FILE)
-        except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
-            raise ModelNotFoundError(f"{self.model_dir / TOKENIZER_FILE}: unreadable ({exc})") from exc
+        self.tokenizer, self.pad_id = load_tokenizer(self.model_dir / TOKENIZER_FILE)
         self.config, self.markers = read_pair_config(self.model_dir, self.tokenizer)
         self._threshold = read_threshold(self.model_dir)
         self.max_length = int(self.config["max_length"])
