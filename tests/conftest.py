@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,24 +18,8 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-
-
-def _fixture_corpora() -> Path:
-    """The hand-written miniature corpora, laid out as the readers expect them.
-
-    ``tests/fixtures/corpora/`` keeps a file whose real name is a corpus file's as
-    ``<name>.miniature`` (the repository holds no file that passes for a corpus copy); this is a
-    copy of that tree in a temporary folder with the suffixes dropped.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="notes2fhir-fixture-corpora-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    tree = shutil.copytree(Path(__file__).parent / "fixtures" / "corpora", folder / "corpora")
-    for miniature in tree.rglob("*.miniature"):
-        miniature.rename(miniature.with_suffix(""))
-    return tree
-
-
-FIXTURE_CORPORA = _fixture_corpora()
+# hand-written miniatures of the corpora in each corpus' own layout (fake ids, a few lines each)
+FIXTURE_CORPORA = Path(__file__).parent / "fixtures" / "corpora"
 FIXED_TIMESTAMP = "2026-01-01T00:00:00+00:00"
 
 

@@ -1,6 +1,6 @@
 """Corpus readers: the shared base, and bc5cdr, ncbi_disease, chia, mtsamples, aci_bench.
 
-Fixture corpora (``tests/fixtures/corpora/<name>/``, laid out by ``tests.conftest.FIXTURE_CORPORA``) are
+Fixture corpora (``tests/fixtures/corpora/<name>/``, ``tests.conftest.FIXTURE_CORPORA``) are
 tiny hand-written files in each corpus' real layout. Tests on the real corpora skip when a corpus
 is not installed.
 """

@@ -1,6 +1,6 @@
 """Readers of ADE-Corpus-V2, PHEE, BioScope, TAC 2017 ADR and the DDI corpus.
 
-Hand-made fixtures (``tests/fixtures/corpora/<name>/``, laid out by ``tests.conftest.FIXTURE_CORPORA``)
+Hand-made fixtures (``tests/fixtures/corpora/<name>/``, ``tests.conftest.FIXTURE_CORPORA``)
 mirror each corpus' layout and formats; the
 tests at the end check the real corpora (when present) against the counts in their SOURCE.md.
 """
