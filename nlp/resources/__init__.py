@@ -85,7 +85,7 @@ class ContextRules(_Strict):
     rules: list[ContextRuleSpec]
 
 
-TermLabel = Literal["PROBLEM", "DRUG", "DRUG_CLASS", "NO_KNOWN_ALLERGY"]
+TermLabel = Literal["PROBLEM", "DRUG", "DRUG_CLASS", "NO_KNOWN_ALLERGY", "PROCEDURE"]
 
 
 class CuratedTerm(_Strict):
@@ -172,6 +172,190 @@ class AdrRules(_Strict):
     model_cue: str
 
 
+class AllergenRules(_Strict):
+    version: int
+    description: str
+    allergens: dict[Literal["food", "environment", "medication"], list[str]]
+    cues_before: list[str]
+    cues_after: list[str]
+    reaction_lead: str
+    list_separator: str
+
+
+class RiskCondition(_Strict):
+    icd10_prefixes: list[str]
+    words: list[str]
+    not_words: list[str]
+    procedure_words: list[str] = []
+
+
+class FamilyCad(_Strict):
+    icd10_prefixes: list[str]
+    words: list[str]
+    premature_words: list[str]
+    male: list[str]
+    female: list[str]
+    premature_age: dict[Literal["male", "female"], int]
+
+
+class Demographics(_Strict):
+    age_sex: str
+    age: str
+    male: list[str]
+    female: list[str]
+    pronouns: dict[Literal["male", "female"], list[str]]
+
+
+class RiskFactorRules(_Strict):
+    version: int
+    description: str
+    conditions: dict[str, RiskCondition]
+    family_cad: FamilyCad
+    demographics: Demographics
+    race: dict[Literal["african_american", "white"], list[str]]
+    antihypertensives: list[str]
+
+
+class LoincCoding(_Strict):
+    """A LOINC code; with ``unit`` or ``method`` it codes only readings in that unit or by that method."""
+
+    code: str
+    display: str
+    unit: str | None = None
+    method: str | None = None
+
+
+class MeasurementKind(_Strict):
+    codings: list[LoincCoding]  # the first that fits a reading wins; the last fits every reading
+    ranges: dict[str, tuple[float, float]]  # UCUM unit -> plausible (low, high)
+    panel: str | None = None
+
+
+class MeasurementAnalyte(_Strict):
+    names: list[str]
+    values: list[str]
+    kinds: list[str]
+    units: list[str]
+    bare_units: list[str] = []
+    comparators: bool = False
+    first_exceeds_second: bool = False
+    standalone_unit: str | None = None
+    methods: dict[str, str] = {}
+    serum_only: bool = False
+
+
+class MeasurementRules(_Strict):
+    version: int
+    description: str
+    panels: dict[str, LoincCoding]
+    kinds: dict[str, MeasurementKind]
+    analytes: dict[str, MeasurementAnalyte]
+    not_names: list[str]
+    units: dict[str, list[str]]
+    value_patterns: dict[str, str]
+    gap_words: list[str]
+    when_dates: list[str]
+    when_words: list[str]
+    when_partial: list[str]
+    when_prepositions: list[str]
+    flags: list[str]
+    value_vetoes: list[str]
+    reference_cues: list[str]
+    subject_cues: list[str]
+    specimen_cues: list[str]
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> MeasurementRules:
+        for name, kind in self.kinds.items():
+            if kind.panel is not None and kind.panel not in self.panels:
+                raise ValueError(f"kind {name}: unknown panel {kind.panel!r}")
+            if set(kind.ranges) - set(self.units):
+                raise ValueError(
+                    f"kind {name}: ranges in unknown units {sorted(set(kind.ranges) - set(self.units))}"
+                )
+            if not kind.codings or kind.codings[-1].unit or kind.codings[-1].method:
+                raise ValueError(f"kind {name}: the last coding must fit every reading (no unit, no method)")
+        for name, analyte in self.analytes.items():
+            unknown = (
+                (set(analyte.kinds) - set(self.kinds))
+                | (set(analyte.units) - set(self.units))
+                | (set(analyte.bare_units) - set(analyte.units))
+                | (set(analyte.values) - set(self.value_patterns))
+            )
+            if unknown:
+                raise ValueError(f"analyte {name}: unknown kinds, units or values {sorted(unknown)}")
+        return self
+
+
+class SocialTermGroup(_Strict):
+    id: str
+    topic: Literal["smoking", "alcohol", "drugs"]
+    default: Literal["current", "former", "never", "history"]
+    key: str | None = None  # product (smoking), beverage (alcohol) or substance (drugs)
+    fixed: bool = False  # the word says it all: "nonsmoker", "sober"
+    finite_verb: bool = False  # "smokes", "drinks": after "and" or a comma it starts a new clause
+    needs_company: bool = False  # a bare "drugs" counts only as a field name or beside another topic
+    patterns: list[str]
+
+
+class SocialCueGroup(_Strict):
+    id: str
+    kind: Literal["current", "former", "never", "history", "other", "ignore"]
+    governs: bool = True
+    value: bool = False
+    event: Literal["none", "statement", "carry"] = "none"
+    max_gap_words: int = 5
+    crosses_commas: bool = True
+    patterns: list[str]
+
+
+class SmokingDetailPatterns(_Strict):
+    pack_years: list[str]
+    packs_per_day: list[str]
+    cigarettes_per_day: list[str]
+    years: list[str]
+    quit: list[str]
+
+
+class DrinkUnit(_Strict):
+    drinks: float | None  # standard drinks in one unit; None: a volume that cannot be counted ("pint")
+    container: bool = False  # the unit states its own number ("6-pack"), so "a 6-pack" counts
+    patterns: list[str]
+
+
+class DrinkPeriod(_Strict):
+    per_week: float | None  # None: a period that gives no rate ("on weekends")
+    patterns: list[str]
+
+
+class SocialHistoryRules(_Strict):
+    version: int
+    description: str
+    number_words: dict[str, float]
+    when: str
+    terms: list[SocialTermGroup]
+    cues: list[SocialCueGroup]
+    breakers: list[str]
+    patient_words: list[str]
+    not_use: list[str]
+    family_sections: list[str]
+    smoking_details: SmokingDetailPatterns
+    cigarettes_per_pack: int
+    drink_units: list[DrinkUnit]
+    drink_periods: list[DrinkPeriod]
+    beverages: list[str]
+    qualitative_amounts: list[str]
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> SocialHistoryRules:
+        ids = [g.id for g in self.terms] + [g.id for g in self.cues]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate term or cue ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+        if "other_person" not in {g.id for g in self.cues}:
+            raise ValueError("cue group 'other_person' (relatives) is required")
+        return self
+
+
 SCHEMAS: dict[str, type[_Strict]] = {
     "tokenizer": TokenizerRules,
     "sections": SectionRules,
@@ -182,6 +366,10 @@ SCHEMAS: dict[str, type[_Strict]] = {
     "relationships": Relationships,
     "medication": MedicationVocabulary,
     "adr_rules": AdrRules,
+    "allergens": AllergenRules,
+    "risk_factors": RiskFactorRules,
+    "measurements": MeasurementRules,
+    "social_history": SocialHistoryRules,
 }
 
 
