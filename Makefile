@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench evaluate evaluate-assertion evaluate-adr train-ner train-ner-transformer train-adr lint clean
+.PHONY: install run test bench evaluate evaluate-assertion evaluate-adr evaluate-notes train-ner train-ner-transformer train-adr lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,22 @@ evaluate: install
 	for c in $(EVAL_CORPORA); do for p in $(EVAL_PIPELINES); do \
 	  $(VENV)/bin/notes2fhir evaluate $$c --split test --pipeline $$p || exit 1; done; done
 
-## adverse drug reaction scores (README "Adverse drug reactions" table)
-ADR_SOURCES ?= tests/fixtures/adr/heldout.jsonl tests/fixtures/adr/notes.jsonl ade_corpus_v2 phee tac2017_adr
+## adverse drug reaction scores (README "Adverse drug reactions" table): note cases with the default
+## pipeline, the literature corpora with the literature pipeline
+ADR_NOTE_CASES ?= $(wildcard tests/fixtures/adr/*.jsonl)
+ADR_CORPORA ?= ade_corpus_v2 phee tac2017_adr
 evaluate-adr: install
-	for s in $(ADR_SOURCES); do \
-	  $(VENV)/bin/notes2fhir evaluate $$s --task adr --split test --pipeline fast || exit 1; done
+	for s in $(ADR_NOTE_CASES); do \
+	  $(VENV)/bin/notes2fhir evaluate $$s --task adr --pipeline fast || exit 1; done
+	for s in $(ADR_CORPORA); do \
+	  $(VENV)/bin/notes2fhir evaluate $$s --task adr --split test --pipeline literature || exit 1; done
+
+## medication and risk-factor scores on the project's note case sets (README tables)
+evaluate-notes: install
+	for s in $(wildcard tests/fixtures/medication/*.jsonl); do \
+	  $(VENV)/bin/notes2fhir evaluate $$s --task medication --pipeline fast || exit 1; done
+	for s in $(wildcard tests/fixtures/risk/*.jsonl); do \
+	  $(VENV)/bin/notes2fhir evaluate $$s --task risk --pipeline fast || exit 1; done
 
 ## assertion scores (README "Assertion" table): the project's case sets and the public corpora
 ASSERTION_SOURCES ?= $(wildcard tests/fixtures/assertion/*.jsonl) bioscope chia phee

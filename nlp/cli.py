@@ -162,9 +162,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_assertion(args)
     if args.task == "adr":
         return _evaluate_adr(args)
+    if args.task == "medication":
+        return _evaluate_medication(args)
+    if args.task == "risk":
+        return _evaluate_risk(args)
     if args.corpus.endswith(".jsonl"):
         raise InputError(
-            f"{args.corpus} is a case file: only --task assertion and adr read case files",
+            f"{args.corpus} is a case file: only --task assertion, adr, medication and risk read case files",
             code="unsupported_corpus",
         )
     if args.task == "linking":
@@ -235,6 +239,35 @@ def _evaluate_adr(args: argparse.Namespace) -> int:
     _print_table(format_table(report), TABLE_HEADER)
     name = Path(args.corpus).stem if args.corpus.endswith(".jsonl") else f"{args.corpus}-{args.split}"
     _write_report(args, f"{name}-adr", report)
+    return 0
+
+
+def _evaluate_medication(args: argparse.Namespace) -> int:
+    from nlp.evaluation.medication import evaluate_medication_cases, format_table, read_medication_cases
+    from nlp.pipeline import load
+
+    read_medication_cases(args.corpus)  # a malformed file fails before the pipeline loads
+    pipe = load(args.pipeline).warm_up()
+    report = evaluate_medication_cases(pipe, args.corpus, limit=args.limit)
+    print(
+        f"{report['corpus']} / {report['pipeline']}: {report['documents']} cases, "
+        f"{report['words_per_s']} words/s"
+    )
+    _print_table(format_table(report), ["score", "P", "R", "F1 / accuracy", "gold", "predicted"])
+    _write_report(args, f"{Path(args.corpus).stem}-medication", report)
+    return 0
+
+
+def _evaluate_risk(args: argparse.Namespace) -> int:
+    from nlp.evaluation.risk import evaluate_risk_cases, format_table, read_risk_cases
+    from nlp.pipeline import load
+
+    read_risk_cases(args.corpus)  # a malformed file fails before the pipeline loads
+    pipe = load(args.pipeline).warm_up()
+    report = evaluate_risk_cases(pipe, args.corpus, limit=args.limit)
+    print(f"{report['corpus']} / {report['pipeline']}: {report['documents']} cases")
+    _print_table(format_table(report), ["score", "value", "cases"])
+    _write_report(args, f"{Path(args.corpus).stem}-risk", report)
     return 0
 
 
@@ -314,15 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="corpus name: "
         + ", ".join(sorted(corpora.REGISTRY))
         + "; with --task assertion: bioscope, chia, phee or a .jsonl case file"
-        + "; with --task adr: ade_corpus_v2, phee, tac2017_adr",
+        + "; with --task adr: ade_corpus_v2, phee, tac2017_adr or a .jsonl case file"
+        + "; with --task medication or risk: a .jsonl case file",
     )
     ev.add_argument("--split", default="test")
     ev.add_argument(
         "--task",
-        choices=["ner", "linking", "assertion", "adr"],
+        choices=["ner", "linking", "assertion", "adr", "medication", "risk"],
         default="ner",
         help="mentions (P/R/F1), codes of gold mentions, assertions of gold spans, "
-        "or drug -> adverse reaction pairs",
+        "drug -> adverse reaction pairs, medications with attributes, status and allergies, "
+        "or the risk-factor profile",
     )
     ev.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
     ev.add_argument(
@@ -334,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         help="JSON report (default out/eval/<corpus>-<split>-<pipeline|linking|assertion|adr>.json; "
-        "a case file: out/eval/<file stem>-assertion.json)",
+        "a case file: out/eval/<file stem>-<task>.json)",
     )
     ev.set_defaults(func=cmd_evaluate)
 

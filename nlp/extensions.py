@@ -18,6 +18,9 @@ _SPAN_EXTENSIONS: dict[str, object] = {
     "codes": (),
     # medication attributes: {"strength": {...}, "route": {...}, ...}
     "med_attrs": None,
+    # an allergy entry: {"category": medication|food|environment, "context": section|inline,
+    # "cue_start", "cue_end"} (nlp.components.allergies)
+    "allergy": None,
     # experiencer relation for family mentions ("MTH", "FTH", ... "FAMMEMB") and onset age
     "relationship": None,
     "onset_age": None,
@@ -37,6 +40,8 @@ _DOC_EXTENSIONS: dict[str, object] = {
     "patient_id": None,
     # relations as (type, (from_start, from_end), (to_start, to_end), score, method) char offsets
     "relations": (),
+    # the cardiovascular risk-factor profile (nlp.components.risk_factors.risk_profile)
+    "risk_factors": None,
 }
 
 

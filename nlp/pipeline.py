@@ -21,12 +21,14 @@ from nlp import resources
 from nlp.components import (  # noqa: F401  (registers the factories)
     abbreviations,
     adr,
+    allergens,
     allergies,
     cnn_ner,
     context,
     lexicon,
     linker,
     medication,
+    risk_factors,
     sections,
     sentences,
     transformer_ner,
@@ -44,7 +46,14 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "notes2fhir"
 
 # name -> ordered spaCy components (factory names)
 _FRONT = ("clinical_sentences", "clinical_sections", "clinical_abbreviations", "clinical_lexicon")
-_BACK = ("clinical_medication", "clinical_context", "clinical_allergies", "clinical_adr")
+_BACK = (
+    "clinical_allergens",
+    "clinical_medication",
+    "clinical_context",
+    "clinical_allergies",
+    "clinical_adr",
+    "clinical_risk_factors",
+)
 PIPELINES: dict[str, tuple[str, ...]] = {
     # vocabularies only: every mention has a code
     "lexicon": (*_FRONT, *_BACK),
@@ -54,14 +63,23 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "accurate": (*_FRONT, "clinical_transformer_ner", "clinical_linker", *_BACK),
 }
 PIPELINES["default"] = PIPELINES["fast"]
+# abstracts: the NER trained on abstracts, and reported associations count as drug -> reaction evidence
+PIPELINES["literature"] = PIPELINES["accurate"]
 # component settings that differ by pipeline: the model pipelines also score drug -> reaction pairs
 COMPONENT_CONFIG: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {"clinical_adr": {"model": "adr-minilm"}},
     "accurate": {"clinical_adr": {"model": "adr-minilm"}},
 }
 COMPONENT_CONFIG["default"] = COMPONENT_CONFIG["fast"]
+COMPONENT_CONFIG["literature"] = {"clinical_adr": {"model": "adr-minilm", "literature": True}}
 # components that find mentions; in targets mode the caller's spans replace all of them
-MENTION_PRODUCERS = {"clinical_lexicon", "clinical_cnn_ner", "clinical_transformer_ner", "clinical_linker"}
+MENTION_PRODUCERS = {
+    "clinical_lexicon",
+    "clinical_cnn_ner",
+    "clinical_transformer_ner",
+    "clinical_linker",
+    "clinical_allergens",
+}
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -18,6 +18,7 @@ from nlp.components.lexicon import SPAN_GROUP
 SCHEMA_VERSION = "1.0"
 # sections whose drug mentions are allergy entries, not medications taken
 ALLERGY_SECTIONS = frozenset({"allergies"})
+MEDICATION_LABELS = frozenset({"DRUG", "DRUG_CLASS"})
 
 Assertion = Literal["present", "absent", "possible", "hypothetical", "historical"]
 Subject = Literal["patient", "family"]
@@ -136,6 +137,26 @@ def error_record(
     )
 
 
+def is_allergy_entry(m: Mention) -> bool:
+    """An allergy list entry or inline allergy statement (an ``AllergyIntolerance``), NKDA included."""
+    return m.label == "NO_KNOWN_ALLERGY" or "allergy" in m.attributes
+
+
+def allergy_category(m: Mention) -> str:
+    """``medication``, ``food`` or ``environment`` (NKDA: what the statement names)."""
+    if m.label == "NO_KNOWN_ALLERGY":
+        lowered = m.text.lower()
+        return next((c for c in ("food", "environment") if c in lowered), "medication")
+    return str(m.attributes.get("allergy", {}).get("category", "medication"))
+
+
+def _attributes(span: Span) -> dict[str, dict[str, Any]]:
+    attributes = dict(span._.med_attrs or {})
+    if span._.allergy:
+        attributes["allergy"] = dict(span._.allergy)
+    return attributes
+
+
 def _mention(span: Span, index: int, text: str) -> Mention:
     start, end = span._.char_range or (span.start_char, span.end_char)
     return Mention(
@@ -152,7 +173,7 @@ def _mention(span: Span, index: int, text: str) -> Mention:
         codes=tuple(
             Code(system=s, code=c, display=d, score=round(float(sc), 4)) for s, c, d, sc in span._.codes
         ),
-        attributes=dict(span._.med_attrs or {}),
+        attributes=_attributes(span),
         expansion=span._.expansion,
         chronic=bool(span._.chronic),
         cues=tuple(Cue(**cue) for cue in span._.cues),
@@ -191,4 +212,5 @@ def doc_to_record(doc: Doc, *, pipeline: str) -> NoteRecord:
         sections=tuple(sections),
         mentions=mentions,
         relations=relations,
+        risk_factors=doc._.risk_factors,
     )

@@ -34,7 +34,6 @@ def lexicon() -> nlp.Pipeline:
         ("Rash after starting amoxicillin.", ("amoxicillin", "Rash", "rule:adr.due_to")),
         ("Rash, likely from amoxicillin.", ("amoxicillin", "Rash", "rule:adr.due_to")),
         ("Cough thought to be related to lisinopril.", ("lisinopril", "Cough", "rule:adr.due_to")),
-        ("Allergic to penicillin (hives).", ("penicillin", "hives", "rule:adr.allergy_inline")),
     ],
 )
 def test_attributed(lexicon, text: str, expected: tuple[str, str, str]) -> None:
@@ -57,8 +56,11 @@ def test_not_attributed(lexicon, text: str) -> None:
     assert pairs(lexicon.annotate(text)) == []
 
 
-def test_allergy_entries_are_left_to_the_allergy_list(lexicon) -> None:
-    record = lexicon.annotate("Allergies:\nPenicillin: hives")
+@pytest.mark.parametrize(
+    "text", ["Allergies:\nPenicillin: hives", "Allergic to penicillin (hives).", "PCN allergy - hives."]
+)
+def test_allergy_entries_are_left_to_the_allergy_list(lexicon, text: str) -> None:
+    record = lexicon.annotate(text)
     assert pairs(record) == [] and [r.type for r in record.relations] == ["allergy_reaction"]
 
 
@@ -81,10 +83,55 @@ def test_adverse_events_in_fhir(lexicon) -> None:
     assert hives["suspectEntity"][0]["instance"]["reference"] == "#suspect"
 
 
+def _given(text: str, drug: str, reaction: str) -> list[tuple[int, int, str]]:
+    return [
+        (text.index(drug), text.index(drug) + len(drug), "DRUG"),
+        (text.index(reaction), text.index(reaction) + len(reaction), "PROBLEM"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "drug", "reaction", "assertion", "actuality", "causality"),
+    [
+        ("Infliximab may cause a lupus-like syndrome.", "Infliximab", "lupus-like syndrome",
+         "hypothetical", "potential", None),
+        ("Possible sertraline-induced rhabdomyolysis.", "sertraline", "rhabdomyolysis",
+         "possible", "actual", "Possible"),
+        ("Clozapine-induced akathisia in children with schizophrenia.", "Clozapine", "akathisia",
+         "present", "actual", None),
+    ],
+)  # fmt: skip
+def test_literature_mode_keeps_reported_associations(
+    text: str, drug: str, reaction: str, assertion: str, actuality: str, causality: str | None
+) -> None:
+    targets = _given(text, drug, reaction)
+    assert pairs(nlp.load("fast").annotate(text, targets=targets)) == []
+    record = nlp.load("literature").annotate(text, targets=targets)
+    assert [(d, r) for d, r, _ in pairs(record)] == [(drug, reaction)]
+    assert next(m for m in record.mentions if m.text == reaction).assertion == assertion
+    bundle = to_fhir(record, timestamp="2026-01-01T00:00:00+00:00")
+    validate(bundle)
+    event = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "AdverseEvent")
+    assert event["actuality"] == actuality
+    found = event["suspectEntity"][0].get("causality", [{}])[0].get("assessment", {}).get("coding", [{}])
+    assert found[0].get("code") == causality
+
+
+def test_literature_mode_still_drops_negated_reactions() -> None:
+    text = "No hepatotoxicity was observed with methotrexate."
+    record = nlp.load("literature").annotate(text, targets=_given(text, "methotrexate", "hepatotoxicity"))
+    assert pairs(record) == []
+
+
 CASES = Path(__file__).parent / "fixtures" / "adr"
-# measured F1 / precision, default pipeline (patterns + models/adr-minilm): notes 0.927 / 1.000 (the
-# patterns were tuned on it), held-out 0.611 / 0.917 (written apart, never tuned on)
-FLOORS = {"notes": {"f1": 0.90, "precision": 0.97}, "heldout": {"f1": 0.58, "precision": 0.88}}
+# measured F1 / precision, default pipeline (patterns + models/adr-minilm): notes 0.959 / 0.988 and
+# dev 0.695 / 0.928 (the patterns and lexicon were tuned on them), held-out 0.621 / 0.918 (written
+# apart, never tuned on)
+FLOORS = {
+    "notes": {"f1": 0.93, "precision": 0.96},
+    "dev": {"f1": 0.67, "precision": 0.90},
+    "heldout": {"f1": 0.60, "precision": 0.88},
+}
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))

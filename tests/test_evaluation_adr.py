@@ -14,10 +14,10 @@ import corpora
 import nlp
 from corpora.base import CorpusNotFoundError, hash_split
 from nlp.cli import main
+from nlp.components.adr import RELATION
 from nlp.components.lexicon import SPAN_GROUP
 from nlp.errors import InputError
 from nlp.evaluation.adr import (
-    ADR_RELATION,
     PairErrors,
     ade_gold_pairs,
     check_corpus,
@@ -48,9 +48,9 @@ def every_adr_pair(doc: Doc) -> Doc:
     def offsets(span) -> tuple[int, int]:
         return span._.char_range or (span.start_char, span.end_char)
 
-    kept = [rel for rel in doc._.relations if rel[0] != ADR_RELATION]
+    kept = [rel for rel in doc._.relations if rel[0] != RELATION]
     doc._.relations = kept + [
-        (ADR_RELATION, offsets(drug), offsets(problem), 1.0, EVERY_PAIR_METHOD)
+        (RELATION, offsets(drug), offsets(problem), 1.0, EVERY_PAIR_METHOD)
         for drug in spans
         if drug.label_ == "DRUG"
         for problem in spans
@@ -117,7 +117,7 @@ def relation(type_: str, source: str, target: str, method: str) -> Relation:
     return Relation.model_validate({"type": type_, "from": source, "to": target, "method": method})
 
 
-def test_record_pairs_reads_adverse_reactions_through_mention_ids() -> None:
+def test_record_pairs_reads_attributions_through_mention_ids() -> None:
     record = NoteRecord(
         note_id="n",
         pipeline="p",
@@ -127,15 +127,16 @@ def test_record_pairs_reads_adverse_reactions_through_mention_ids() -> None:
             mention("m2", "DRUG", 30, 35),
         ),
         relations=(
-            relation(ADR_RELATION, "m1", "m0", "rule:adr.after"),
-            relation(ADR_RELATION, "m1", "m0", "model:adr-minilm@0.1.0"),  # same pair: first method kept
-            relation("allergy_reaction", "m2", "m0", "rule:allergy"),  # another relation type
-            relation(ADR_RELATION, "m2", "m0", "model:adr-minilm@0.1.0"),
+            relation(RELATION, "m1", "m0", "rule:adr.after"),
+            relation(RELATION, "m1", "m0", "model:adr-minilm@0.1.0"),  # same pair: first method kept
+            relation("allergy_reaction", "m2", "m0", "rule:allergy_inline"),  # an allergy is one too
+            relation(RELATION, "m2", "m0", "model:adr-minilm@0.1.0"),
+            relation("treats", "m1", "m0", "rule:other"),  # another relation type
         ),
     )
     assert record_pairs(record) == {
         ((11, 22), (0, 4)): "rule:adr.after",
-        ((30, 35), (0, 4)): "model:adr-minilm@0.1.0",
+        ((30, 35), (0, 4)): "rule:allergy_inline",
     }
 
 

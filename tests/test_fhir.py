@@ -24,7 +24,9 @@ def test_every_sample_bundle_validates(pipe, samples) -> None:
         for entry in bundle["entry"]:
             resource = entry["resource"]
             assert entry["fullUrl"] == f"urn:uuid:{resource['id']}"
-            if resource["resourceType"] != "Patient":
+            if resource["resourceType"] == "RiskAssessment":  # the profile; its basis has the evidence
+                assert resource["extension"][0]["url"].endswith("/nlp-risk-factors")
+            elif resource["resourceType"] != "Patient":
                 (ext,) = [e for e in resource["extension"] if e["url"] == EVIDENCE_URL]
                 subs = {
                     e["url"]: next(v for k, v in e.items() if k.startswith("value")) for e in ext["extension"]

@@ -14,7 +14,7 @@ from tests.conftest import find
         ("Known CAD, CHF and COPD.", "COPD", "PROBLEM", "J44.9"),
         ("New onset afib with RVR.", "afib", "PROBLEM", "I48.91"),
         ("Presents with SOB and CP.", "SOB", "PROBLEM", "R06.02"),
-        ("CKD stage 3 noted.", "CKD", "PROBLEM", "N18.9"),
+        ("CKD stage 3 noted.", "CKD stage 3", "PROBLEM", "N18.30"),
         ("Essential hypertension, well controlled.", "Essential hypertension", "PROBLEM", "I10"),
         ("Community acquired pneumonia on CXR.", "Community acquired pneumonia", "PROBLEM", "J18.9"),
         ("She has had a seizure.", "seizure", "PROBLEM", "HP:0001250"),

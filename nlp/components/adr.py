@@ -5,8 +5,10 @@ A drug mention (DRUG, DRUG_CLASS) and a reaction mention (PROBLEM) in one senten
 patterns in ``adr_rules.json`` ("statin-induced myalgias", "rash after starting amoxicillin",
 "lisinopril was stopped due to cough", "intolerant of codeine: nausea"). Assertion decides first:
 a reaction that is absent ("no bleeding on apixaban"), hypothetical ("may cause tendon rupture"),
-possible or about a relative is never attributed. Pairs the allergy list already links are left
-to it. The FHIR mapping turns each pair into an ``AdverseEvent``.
+possible or about a relative is never attributed. An allergy entry ("allergic to PCN (hives)",
+the allergies section) is left to :mod:`nlp.components.allergies`. The FHIR mapping turns each
+pair into an ``AdverseEvent``. The ``literature`` pipeline also attributes reported associations
+(a possible or hypothetical reaction: "X may cause Y") and reads "children" as a study population.
 
 With a ``model`` (the ``fast`` and ``accurate`` pipelines use ``models/adr-minilm``, see
 :mod:`nlp.relation_onnx`), every attributable pair of one sentence is also scored by the trained
@@ -30,6 +32,9 @@ RELATION = "adverse_reaction"
 DRUG_LABELS = frozenset({"DRUG", "DRUG_CLASS"})
 REACTION_LABELS = frozenset({"PROBLEM"})
 ATTRIBUTABLE = frozenset({"present", "historical"})
+# literature mode: a reported association ("X may cause Y", "Y possibly induced by X") is evidence too;
+# the reaction's assertion says how firm it is
+REPORTED = ATTRIBUTABLE | {"possible", "hypothetical"}
 _BEFORE_CHARS = 40
 _MODEL_SPAN_CHARS = 300  # the longest sentence stretch a scored pair may span
 _CONJUNCTION = re.compile(r"\s*(,|and|or|with|/|&|, and|, or|\+|plus|-)\s*(associated\s+)?", re.IGNORECASE)
@@ -75,12 +80,21 @@ def adr_patterns() -> tuple[list[AdrPattern], int]:
 class AdverseReactions:
     """Adds ``adverse_reaction`` relations (drug offsets -> reaction offsets) to ``doc._.relations``."""
 
-    def __init__(self, chronic: Callable[[Span], bool], model: str | None = None, threads: int = 1) -> None:
+    def __init__(
+        self,
+        chronic: Callable[[Span], bool],
+        model: str | None = None,
+        threads: int = 1,
+        *,
+        literature: bool = False,
+    ) -> None:
         self._patterns, self._max_gap = adr_patterns()
         spec = resources.load("adr_rules")
         self._vetoes = [(v.order, re.compile(v.between, re.IGNORECASE)) for v in spec.model_vetoes]
         self._model_cue = re.compile(spec.model_cue, re.IGNORECASE)
         self._chronic = chronic
+        self._literature = literature
+        self._assertions = REPORTED if literature else ATTRIBUTABLE
         self.classifier = OnnxPairClassifier(resolve_model_dir(model), threads=threads) if model else None
         self.source = f"model:{self.classifier.name}" if self.classifier else "rules"
         self.labels: tuple[str, ...] = ()  # finds no mentions; listed with the models for the fingerprint
@@ -108,7 +122,7 @@ class AdverseReactions:
         for first, second in candidates:
             drug, reaction = (first, second) if first.label_ in DRUG_LABELS else (second, first)
             key = ((drug.start_char, drug.end_char), (reaction.start_char, reaction.end_char))
-            if key in linked or not _attributable(drug, reaction) or _crosses_sentence(first, second):
+            if key in linked or not self._attributable(drug, reaction) or _crosses_sentence(first, second):
                 continue
             pattern = None
             if second.start_char - first.end_char <= self._max_gap:
@@ -129,9 +143,18 @@ class AdverseReactions:
         doc._.relations = relations
         return doc
 
-    @staticmethod
+    def _attributable(self, drug: Span, reaction: Span) -> bool:
+        return (
+            reaction._.assertion in self._assertions
+            and drug._.assertion != "absent"
+            # an allergy entry's reactions are the allergy statement's (in notes)
+            and (self._literature or not drug._.allergy)
+            # "in children receiving aspirin" is a study population in an abstract, not a relative
+            and (self._literature or (reaction._.subject == "patient" and drug._.subject == "patient"))
+        )
+
     def _conjuncts(
-        text: str, mentions: list[Span], relations: list[tuple], linked: set[tuple]
+        self, text: str, mentions: list[Span], relations: list[tuple], linked: set[tuple]
     ) -> list[tuple]:
         """Reactions and drugs joined to an attributed pair's ("nausea and vomiting after starting X",
         "hepatitis in a patient treated with trimethoprim-sulfamethoxazole")."""
@@ -154,7 +177,7 @@ class AdverseReactions:
                     )
                     if key in linked or not _CONJUNCTION.fullmatch(text[left.end_char : right.start_char]):
                         continue
-                    if _attributable(new_drug, new_reaction) and not _crosses_sentence(left, right):
+                    if self._attributable(new_drug, new_reaction) and not _crosses_sentence(left, right):
                         relation = (RELATION, *key, score, f"{method}+conjunct")
                         found.append(relation)
                         todo.append(relation)
@@ -164,7 +187,9 @@ class AdverseReactions:
     def _vetoed(self, text: str, first: Span, second: Span, *, drug_first: bool) -> bool:
         """Not for the model: nothing of cause or time near the pair, or a veto between them."""
         between = text[first.end_char : second.start_char]
-        if not self._model_cue.search(text[first.end_char : second.end_char + _BEFORE_CHARS]):
+        if not self._literature and not self._model_cue.search(
+            text[first.end_char : second.end_char + _BEFORE_CHARS]
+        ):
             return True
         order = "drug_first" if drug_first else "reaction_first"
         return any((o is None or o == order) and v.search(between) for o, v in self._vetoes)
@@ -190,15 +215,6 @@ def _one_drug_one_reaction(a: Span, b: Span) -> bool:
     )
 
 
-def _attributable(drug: Span, reaction: Span) -> bool:
-    return (
-        reaction._.assertion in ATTRIBUTABLE
-        and reaction._.subject == "patient"
-        and drug._.subject == "patient"
-        and drug._.assertion != "absent"
-    )
-
-
 def _crosses_sentence(first: Span, second: Span) -> bool:
     doc = first.doc
     return any(doc[i].is_sent_start for i in range(first.end, second.start + 1))
@@ -206,10 +222,12 @@ def _crosses_sentence(first: Span, second: Span) -> bool:
 
 @Language.factory(
     "clinical_adr",
-    default_config={"model": None, "threads": 1},
+    default_config={"model": None, "threads": 1, "literature": False},
     requires=["doc.spans", "span._.assertion"],
     assigns=["doc._.relations"],
 )
-def make_clinical_adr(nlp: Language, name: str, model: str | None, threads: int) -> AdverseReactions:
+def make_clinical_adr(
+    nlp: Language, name: str, model: str | None, threads: int, literature: bool
+) -> AdverseReactions:
     chronic = nlp.get_pipe("clinical_context").chronic  # type: ignore[attr-defined]
-    return AdverseReactions(chronic, model=model, threads=threads)
+    return AdverseReactions(chronic, model=model, threads=threads, literature=literature)

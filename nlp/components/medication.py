@@ -19,7 +19,15 @@ from nlp.components.sentences import sentence_ends
 
 MED_LABELS = {"DRUG", "DRUG_CLASS"}
 WINDOW_CHARS = 90
-_NUM = r"\d+(?:\.\d+)?|\.\d+"
+_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+# a line of directions under a drug ("levothyroxine 75 MCG tablet\n  Sig: Take 1 tablet by mouth daily")
+_DIRECTIONS = re.compile(
+    r"\n[ \t]*(?:sig\b:?|take|inject|apply|instill|inhale|use|place|give|chew|dissolve|insert|spray|"
+    r"\d+(?:\.\d+)?\s*(?:tab|tablet|cap|capsule|puff|spray|drop|unit|mg|mcg|ml)s?\b)",
+    re.IGNORECASE,
+)
+# what a number alone after a drug name is not: a unit, a dose form, a date, a time or a count
+_BARE_STRENGTH = re.compile(rf"\s+(?P<value>{_NUM})(?:(?P<sep>[-/])(?P<high>{_NUM}))?(?![\w./%:-]|,\d)")
 _WORD_NUMS = {"one": 1, "two": 2, "three": 3, "four": 4, "half": 0.5, "1/2": 0.5}
 
 
@@ -39,6 +47,7 @@ class MedicationRules:
     frequencies: list[tuple[re.Pattern[str], str | None, str]]
     prn: re.Pattern[str]
     duration: re.Pattern[str]
+    indication: re.Pattern[str]
     units: dict[str, str]
     dose_forms: dict[str, str]
     duration_units: dict[str, str]
@@ -66,14 +75,16 @@ class MedicationRules:
             ],
             prn=re.compile(
                 _bounded(_alternation(spec.prn))
-                + r"(?:\s+(?:for\s+)?(?P<reason>[a-z][a-z '/-]{2,40}?))?"
-                + r"(?=\s*(?:[,.;)\n]|$|\b(?:and|or|max|not)\b))",
+                + r"(?:\s+(?:for\s+)?(?P<reason>[a-z][a-z '/-]{1,40}?)"
+                + r"(?=\s*(?:[,.;)\n]|$|\b(?:and|or|max|not|x|for|up to|may|every|q\d*h?)\b|\d)))?",
                 re.I,
             ),
             duration=re.compile(
-                rf"(?<![\w])(?:x|for|times|over)\s*(?P<value>\d+)\s*(?:more\s+|additional\s+)?(?P<unit>{dur_units})(?![\w])",
+                rf"(?<![\w])(?:x|for|times)\s*(?P<value>\d+)\s*(?:more\s+|additional\s+)?(?P<unit>{dur_units})"
+                r"(?![\w])",
                 re.I,
             ),
+            indication=re.compile(r"(?<![\w])for\s+(?!\d)", re.I),
             units={k.lower(): v for k, v in spec.units.items()},
             dose_forms={k.lower(): v for k, v in spec.dose_forms.items()},
             duration_units={k.lower(): v for k, v in spec.duration_units.items()},
@@ -89,15 +100,27 @@ class MedicationRules:
         if (m := self.strength.search(text)) and m.start() <= 40:
             found["strength"] = {
                 **at(m),
-                "value": float(m["value"]),
+                "value": _number(m["value"]),
                 "unit": self.units[m["unit"].lower()],
-                **({"high": float(m["high"])} if m["high"] else {}),
+                **({"high": _number(m["high"])} if m["high"] else {}),
             }
+        bare = _BARE_STRENGTH.match(text)
+        if bare and not self.dose.match(text, bare.start("value")):
+            strength = found.get("strength")
+            if strength is None or strength["start"] > offset + bare.start("value"):
+                found["strength"] = {  # "metformin 500 twice daily", "ASA 81": no unit written
+                    **at(bare),
+                    "text": text[bare.start("value") : bare.end()],
+                    "start": offset + bare.start("value"),
+                    "value": _number(bare["value"]),
+                    "unit": None,
+                    **({"high": _number(bare["high"])} if bare["high"] and bare["sep"] == "-" else {}),
+                }
         if (m := self.dose.search(text)) and m.start() <= 50:
             value = m["value"].lower()
             found["dose"] = {
                 **at(m),
-                "value": float(_WORD_NUMS.get(value, value)),
+                "value": float(_WORD_NUMS.get(value, value.replace(",", ""))),
                 "unit": self.dose_forms[m["form"].lower()],
             }
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):
@@ -118,7 +141,7 @@ class MedicationRules:
             found["prn"] = {**at(m), "value": True}
             if m["reason"] and m["reason"].strip():
                 reason = m["reason"].rstrip()
-                found["indication"] = {
+                found["prn_reason"] = {
                     "text": reason,
                     "start": offset + m.start("reason"),
                     "end": offset + m.start("reason") + len(reason),
@@ -132,6 +155,10 @@ class MedicationRules:
         return found
 
 
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
 class MedicationAttributes:
     """Sets ``span._.med_attrs`` on every medication mention."""
 
@@ -143,19 +170,34 @@ class MedicationAttributes:
             return doc
         spans = list(doc.spans[SPAN_GROUP])
         text, sent_ends = doc.text, sentence_ends(doc)
+        problems = {s.start_char: s for s in spans if s.label_ == "PROBLEM"}
         for k, span in enumerate(spans):
             if span.label_ not in MED_LABELS:
                 continue
-            span._.med_attrs = self.rules.extract(*self._window(text, sent_ends, span, spans[k + 1 :]))
+            window, offset = self._window(text, sent_ends, span, spans[k + 1 :])
+            found = self.rules.extract(window, offset)
+            if "prn" not in found and (indication := self._indication(window, offset, problems)):
+                found["indication"] = indication
+            span._.med_attrs = found
         return doc
+
+    def _indication(self, window: str, offset: int, problems: dict[int, Span]) -> dict[str, Any] | None:
+        """A problem the drug is given for: "lisinopril 10 mg daily for hypertension"."""
+        for m in self.rules.indication.finditer(window):
+            if (problem := problems.get(offset + m.end())) is not None:
+                return {"text": problem.text, "start": problem.start_char, "end": problem.end_char}
+        return None
 
     @staticmethod
     def _window(text: str, sent_ends: list[int], span: Span, following: list[Span]) -> tuple[str, int]:
         start = span.end_char
         end = min(len(text), start + WINDOW_CHARS, sent_ends[span.end - 1])
-        newline = text.find("\n", start, end)
+        newline = text.find("\n", start, end if end > start else len(text))
         if newline != -1:
             end = newline
+            if _DIRECTIONS.match(text, newline):  # the directions line under it belongs to it
+                after = text.find("\n", newline + 1)
+                end = min(after if after != -1 else len(text), newline + 1 + WINDOW_CHARS)
         for other in following:
             if other.label_ in MED_LABELS and other.start_char >= start:
                 end = min(end, other.start_char)

@@ -59,7 +59,6 @@ from nlp.pipeline import Pipeline, Target
 from nlp.records import NoteRecord
 
 ADR_COMPONENT = "clinical_adr"
-ADR_RELATION = "adverse_reaction"
 ADE_TARGET_LABELS = {"DRUG": "DRUG", "AE": "PROBLEM"}
 PHEE_TARGET_LABELS = {"Treatment.Drug": "DRUG", "Effect": "PROBLEM"}
 TOP_ERRORS = 20  # (drug, reaction) groups listed per error kind and level
@@ -95,14 +94,15 @@ def score_pairs(gold: Collection[Pair], predicted: Collection[Pair], *, overlap:
 
 
 def record_pairs(record: NoteRecord) -> dict[Pair, str]:
-    """``{(drug offsets, reaction offsets): method}`` of a record's ``adverse_reaction`` relations.
+    """``{(drug offsets, reaction offsets): method}`` of a record's drug -> reaction relations
+    (``adverse_reaction``, and ``allergy_reaction``: an allergy statement is an attribution too).
 
     A pair given by several relations keeps the method of the first.
     """
     offsets = {m.id: (m.start, m.end) for m in record.mentions}
     pairs: dict[Pair, str] = {}
     for rel in record.relations:
-        if rel.type == ADR_RELATION:
+        if rel.type in ATTRIBUTIONS:
             pairs.setdefault((offsets[rel.source_id], offsets[rel.target_id]), rel.method)
     return pairs
 

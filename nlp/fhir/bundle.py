@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nlp.errors import InputError
-from nlp.records import ALLERGY_SECTIONS, Mention, NoteRecord
+from nlp.fhir.risk import risk_entries
+from nlp.records import MEDICATION_LABELS, Mention, NoteRecord, allergy_category, is_allergy_entry
 
 BASE = "https://notes2fhir.org/fhir"
 EVIDENCE_URL = f"{BASE}/StructureDefinition/nlp-evidence"
@@ -44,11 +45,19 @@ MEDICATION_STATUS = {
     "hypothetical": "intended",
     "historical": "stopped",
 }
-MEDICATION_LABELS = {"DRUG", "DRUG_CLASS"}
 # labels the R4 mapping contract covers; TEST and PROCEDURE mentions stay in the NoteRecord only
-MAPPED_LABELS = {"PROBLEM", "NO_KNOWN_ALLERGY", *MEDICATION_LABELS}
+MAPPED_LABELS = {"PROBLEM", "NO_KNOWN_ALLERGY", "ALLERGEN", *MEDICATION_LABELS}
+# the medication attributes that describe how it is taken (the indication is MedicationStatement.reasonCode)
+DOSAGE_ATTRIBUTES = {"strength", "dose", "route", "frequency", "duration", "prn", "prn_reason"}
+# "no known allergies" statements by what they name (SNOMED CT situations)
+NO_KNOWN_ALLERGY = {
+    "medication": ("409137002", "No known drug allergy"),
+    "food": ("429625007", "No known food allergy"),
+    "environment": ("428607008", "No known environmental allergy"),
+}
 # drug -> reaction relations that become AdverseEvents (an allergy entry's reaction too)
 ADVERSE_RELATIONS = {"adverse_reaction", "allergy_reaction"}
+CAUSALITY = "http://terminology.hl7.org/CodeSystem/adverse-event-causality-assess"
 
 
 def resource_id(note_id: str, kind: str, start: int | None, end: int | None) -> str:
@@ -95,6 +104,20 @@ def _evidence(record: NoteRecord, mention: Mention, *, suspect: Mention | None =
     return {"url": EVIDENCE_URL, "extension": subs}
 
 
+def _span_evidence(record: NoteRecord, start: int, end: int, text: str, method: str) -> dict[str, Any]:
+    """The evidence extension of a fact read from a stretch of the note rather than a mention."""
+    return {
+        "url": EVIDENCE_URL,
+        "extension": [
+            {"url": "noteId", "valueString": record.note_id},
+            {"url": "start", "valueInteger": start},
+            {"url": "end", "valueInteger": end},
+            {"url": "text", "valueString": text},
+            {"url": "method", "valueString": f"{method}; {record.pipeline}"},
+        ],
+    }
+
+
 def _cc(system: str, code: str, display: str | None = None) -> dict[str, Any]:
     coding = {"system": system, "code": code}
     if display:
@@ -128,7 +151,7 @@ def _family_history(record: NoteRecord, m: Mention, patient: dict[str, str]) -> 
 
 
 def _dosage(m: Mention) -> dict[str, Any] | None:
-    attrs = m.attributes
+    attrs = {k: v for k, v in m.attributes.items() if k in DOSAGE_ATTRIBUTES}
     if not attrs:
         return None
     dosage: dict[str, Any] = {}
@@ -154,22 +177,16 @@ def _dosage(m: Mention) -> dict[str, Any] | None:
             code["coding"] = [{"system": TIMING_CODE, "code": freq["code"], "display": freq["display"]}]
         dosage["timing"] = {"code": code}
     if "prn" in attrs:
-        if "indication" in attrs:
-            dosage["asNeededCodeableConcept"] = {"text": attrs["indication"]["text"]}
+        if "prn_reason" in attrs:
+            dosage["asNeededCodeableConcept"] = {"text": attrs["prn_reason"]["text"]}
         else:
             dosage["asNeededBoolean"] = True
     quantity = attrs.get("dose") or attrs.get("strength")
     if quantity is not None:
-        dosage["doseAndRate"] = [
-            {
-                "doseQuantity": {
-                    "value": quantity["value"],
-                    "unit": quantity["unit"],
-                    "system": UCUM,
-                    "code": quantity["unit"],
-                }
-            }
-        ]
+        dose: dict[str, Any] = {"value": quantity["value"]}
+        if quantity["unit"] is not None:  # "ASA 81": no unit written, none guessed
+            dose.update({"unit": quantity["unit"], "system": UCUM, "code": quantity["unit"]})
+        dosage["doseAndRate"] = [{"doseQuantity": dose}]
     return dosage or None
 
 
@@ -181,6 +198,8 @@ def _medication(record: NoteRecord, m: Mention, subject: dict[str, str]) -> dict
         "medicationCodeableConcept": _concept(m),
         "subject": subject,
     }
+    if "indication" in m.attributes:
+        res["reasonCode"] = [{"text": m.attributes["indication"]["text"]}]
     if (dosage := _dosage(m)) is not None:
         res["dosage"] = [dosage]
     return res
@@ -195,12 +214,10 @@ def _allergy(
         res["clinicalStatus"] = _cc(ALLERGY_CLINICAL, "active")
     res["verificationStatus"] = _cc(ALLERGY_VER, "refuted" if refuted else "confirmed")
     if m.label == "NO_KNOWN_ALLERGY":
-        res["code"] = {
-            "coding": [{"system": SNOMED, "code": "409137002", "display": "No known drug allergy"}],
-            "text": m.text,
-        }
+        code, display = NO_KNOWN_ALLERGY[allergy_category(m)]
+        res["code"] = {"coding": [{"system": SNOMED, "code": code, "display": display}], "text": m.text}
     else:
-        res["category"] = ["medication"]
+        res["category"] = [allergy_category(m)]
         res["code"] = _concept(m)
     res["patient"] = patient
     if reactions and m.label != "NO_KNOWN_ALLERGY":
@@ -215,8 +232,13 @@ def _adverse_event(
     patient: dict[str, str],
     drug_resource: tuple[str, str] | None,
 ) -> dict[str, Any]:
-    """The reaction as an actual ``AdverseEvent``; the suspect is the drug's MedicationStatement,
-    or a contained Medication when the drug has none (an allergy list entry)."""
+    """The reaction as an ``AdverseEvent``; the suspect is the drug's MedicationStatement, or a
+    contained Medication when the drug has none (an allergy list entry).
+
+    The ``literature`` pipeline also attributes reported associations: a hypothetical reaction
+    ("X may cause Y") is a ``potential`` event, a possible one ("Y, possibly induced by X") keeps
+    the causality assessment ``Possible``.
+    """
     res: dict[str, Any] = {"resourceType": "AdverseEvent"}
     if drug_resource is not None and drug_resource[0] == "MedicationStatement":
         suspect = {"reference": f"urn:uuid:{drug_resource[1]}"}
@@ -226,12 +248,14 @@ def _adverse_event(
     res.update(
         {
             "extension": [_evidence(record, reaction, suspect=drug)],
-            "actuality": "actual",
+            "actuality": "potential" if reaction.assertion == "hypothetical" else "actual",
             "event": _concept(reaction),
             "subject": patient,
             "suspectEntity": [{"instance": suspect}],
         }
     )
+    if reaction.assertion == "possible":
+        res["suspectEntity"][0]["causality"] = [{"assessment": _cc(CAUSALITY, "Possible")}]
     return res
 
 
@@ -270,11 +294,12 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
     for m in record.mentions:
         if m.label not in MAPPED_LABELS:
             continue
-        in_allergies = m.section in ALLERGY_SECTIONS
-        if m.label == "NO_KNOWN_ALLERGY" or (m.label in MEDICATION_LABELS and in_allergies):
+        if is_allergy_entry(m):
             res = _allergy(record, m, patient, reactions_of.get(m.id, []))
         elif m.label in MEDICATION_LABELS:
             res = _medication(record, m, patient)
+        elif m.label == "ALLERGEN":
+            continue  # a substance named outside any allergy statement (only in targets mode)
         elif m.label == "PROBLEM" and m.id in reaction_ids:
             continue  # a reaction inside its AllergyIntolerance, not a condition of its own
         elif m.subject == "family":
@@ -293,6 +318,8 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
         if rel.type not in ADVERSE_RELATIONS:
             continue
         drug, reaction = by_id[rel.source_id], by_id[rel.target_id]
+        if drug.label not in MEDICATION_LABELS:
+            continue  # a food or environmental allergy's reaction stays in its AllergyIntolerance
         res = _adverse_event(record, drug, reaction, patient, made.get(drug.id))
         kind = f"AdverseEvent:{drug.start}-{drug.end}"  # one event per drug and reaction
         rid = resource_id(record.note_id, kind, reaction.start, reaction.end)
@@ -302,6 +329,14 @@ def to_fhir(record: NoteRecord, *, timestamp: str | None = None) -> dict[str, An
                 "resource": {"resourceType": res.pop("resourceType"), "id": rid, **res},
             }
         )
+    by_offsets = {(m.start, m.end): made[m.id] for m in record.mentions if m.id in made}
+    entries += risk_entries(
+        record,
+        patient,
+        by_offsets,
+        lambda kind, start, end: resource_id(record.note_id, kind, start, end),
+        lambda start, end, text, method: _span_evidence(record, start, end, text, method),
+    )
     return {
         "resourceType": "Bundle",
         "id": resource_id(record.note_id, "Bundle", None, None),
