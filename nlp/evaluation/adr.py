@@ -47,13 +47,12 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import corpora
 from nlp.errors import InputError
 from nlp.evaluation.assertion import binary_counts
-from nlp.evaluation.common import corpus_rows, report_header
+from nlp.evaluation.common import corpus_rows, locate, read_case_file, report_header
 from nlp.evaluation.ner import Counts, Tally
 from nlp.pipeline import Pipeline, Target
 from nlp.records import NoteRecord
@@ -355,40 +354,22 @@ def read_adr_cases(path: str | os.PathLike[str]) -> list[AdrCase]:
     Raises:
         InputError: ``unreadable_input`` or ``malformed_record`` (with ``path:line``).
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: {exc}", code="unreadable_input") from exc
-    cases, seen = [], set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            raw = json.loads(line)
-            if set(raw) - _CASE_KEYS or not {"id", "text", "drug", "reaction", "related"} <= set(raw):
-                raise ValueError(f"keys must be {sorted(_CASE_KEYS)}")
-            if raw.get("trap") not in TRAPS | {None} or bool(raw.get("trap")) == raw["related"]:
-                raise ValueError(
-                    "a related case has no trap; an unrelated one names one of " + str(sorted(TRAPS))
-                )
-            case = AdrCase(
-                id=raw["id"],
-                text=raw["text"],
-                drug=_locate(raw["text"], raw["drug"], raw.get("drug_occurrence", 1)),
-                reaction=_locate(raw["text"], raw["reaction"], raw.get("reaction_occurrence", 1)),
-                related=bool(raw["related"]),
-                trap=raw.get("trap"),
-            )
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(f"{where}: {exc}", code="malformed_record") from exc
-        if case.id in seen:
-            raise InputError(f"{where}: duplicate id {case.id!r}", code="malformed_record")
-        seen.add(case.id)
-        cases.append(case)
-    if not cases:
-        raise InputError(f"{path}: no cases", code="malformed_record")
-    return cases
+    return read_case_file(path, _adr_case)
+
+
+def _adr_case(raw: dict[str, Any]) -> AdrCase:
+    if set(raw) - _CASE_KEYS or not {"id", "text", "drug", "reaction", "related"} <= set(raw):
+        raise ValueError(f"keys must be {sorted(_CASE_KEYS)}")
+    if raw.get("trap") not in TRAPS | {None} or bool(raw.get("trap")) == raw["related"]:
+        raise ValueError("a related case has no trap; an unrelated one names one of " + str(sorted(TRAPS)))
+    return AdrCase(
+        id=raw["id"],
+        text=raw["text"],
+        drug=locate(raw["text"], raw["drug"], raw.get("drug_occurrence", 1)),
+        reaction=locate(raw["text"], raw["reaction"], raw.get("reaction_occurrence", 1)),
+        related=bool(raw["related"]),
+        trap=raw.get("trap"),
+    )
 
 
 def evaluate_adr_cases(pipe: Pipeline, path: str | os.PathLike[str], *, limit: int | None = None) -> dict:
@@ -468,15 +449,6 @@ def evaluate_adr(
 
 
 # -------------------------------------------------------------------------------------- helpers
-def _locate(text: str, mention: str, occurrence: int) -> Offsets:
-    start = -1
-    for _ in range(occurrence):
-        start = text.find(mention, start + 1)
-        if start < 0:
-            raise ValueError(f"{mention!r} does not occur {occurrence} time(s) in the text")
-    return start, start + len(mention)
-
-
 def _targets(spans: Iterable[dict[str, Any]], labels: Mapping[str, str]) -> list[Target]:
     """Targets of the spans whose corpus label ``labels`` maps; one per offsets (the first wins)."""
     unique: dict[Offsets, Target] = {}

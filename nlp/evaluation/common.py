@@ -1,16 +1,77 @@
-"""What every evaluation report shares: the corpus rows it reads and the header it starts with."""
+"""What every evaluation report shares: the corpus rows or case files it reads and the header it
+starts with."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import corpora
+from nlp.errors import InputError
 
 if TYPE_CHECKING:
     from nlp.pipeline import Pipeline
+
+
+class _Case(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+CaseT = TypeVar("CaseT", bound=_Case)
+
+
+def read_case_file(path: str | os.PathLike[str], parse: Callable[[dict[str, Any]], CaseT]) -> list[CaseT]:
+    """The cases of a ``.jsonl`` case file, one JSON object a line (blank lines skipped).
+
+    Args:
+        path: the file.
+        parse: one decoded line -> a case with an ``id``; raises ``ValueError``, ``TypeError`` or
+            ``KeyError`` for a line that is not a valid case.
+
+    Raises:
+        InputError: ``unreadable_input`` if the file cannot be read as UTF-8; ``malformed_record``
+            (``path:line: ...``) for an invalid line or a repeated id, or a file without cases.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: {exc}", code="unreadable_input") from exc
+    cases: list[CaseT] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            case = parse(json.loads(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"{where}: {exc}", code="malformed_record") from exc
+        if case.id in seen:
+            raise InputError(f"{where}: duplicate id {case.id!r}", code="malformed_record")
+        seen.add(case.id)
+        cases.append(case)
+    if not cases:
+        raise InputError(f"{path}: no cases", code="malformed_record")
+    return cases
+
+
+def locate(text: str, mention: str, occurrence: int = 1) -> tuple[int, int]:
+    """The offsets of the ``occurrence``-th (1-based) ``mention`` in ``text``.
+
+    Raises:
+        ValueError: it occurs fewer times.
+    """
+    start = -1
+    for _ in range(occurrence):
+        start = text.find(mention, start + 1)
+        if start < 0:
+            raise ValueError(f"{mention!r} does not occur {occurrence} time(s) in the text")
+    return start, start + len(mention)
 
 
 def corpus_rows(

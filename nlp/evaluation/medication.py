@@ -21,18 +21,15 @@ end. Scores:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nlp.errors import InputError
 from nlp.evaluation.assertion import binary_counts
-from nlp.evaluation.common import report_header
+from nlp.evaluation.common import locate, read_case_file, report_header
 from nlp.evaluation.ner import Counts
 from nlp.records import MEDICATION_LABELS, Mention, NoteRecord, allergy_category, is_allergy_entry
 
@@ -92,25 +89,7 @@ def read_medication_cases(path: str | os.PathLike[str]) -> list[MedicationCase]:
     Raises:
         InputError: ``unreadable_input`` or ``malformed_record`` (with ``path:line``).
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: {exc}", code="unreadable_input") from exc
-    cases, seen = [], set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            case = _case(json.loads(line))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(f"{path}:{n}: {exc}", code="malformed_record") from exc
-        if case.id in seen:
-            raise InputError(f"{path}:{n}: duplicate id {case.id!r}", code="malformed_record")
-        seen.add(case.id)
-        cases.append(case)
-    if not cases:
-        raise InputError(f"{path}: no cases", code="malformed_record")
-    return cases
+    return read_case_file(path, _case)
 
 
 def evaluate_medication_cases(
@@ -264,15 +243,6 @@ def _mismatch(case: MedicationCase, m: Mention, what: str, want: Any, have: Any)
     return {"id": case.id, "mention": m.text, "what": what, "gold": want, "predicted": have}
 
 
-def _locate(text: str, mention: str, occurrence: int) -> Offsets:
-    start = -1
-    for _ in range(occurrence):
-        start = text.find(mention, start + 1)
-        if start < 0:
-            raise ValueError(f"{mention!r} does not occur {occurrence} time(s) in the text")
-    return start, start + len(mention)
-
-
 def _near(text: str, mention: str, after: int) -> Offsets:
     """The first occurrence of ``mention`` at or after ``after``, else the first one."""
     start = text.find(mention, max(after, 0))
@@ -296,7 +266,7 @@ def _case(raw: dict[str, Any]) -> MedicationCase:
                 raise ValueError(f"{name} {item[name]!r} is not in the text")
         medications.append(
             GoldMedication(
-                span=_locate(text, item["drug"], item.get("occurrence", 1)),
+                span=locate(text, item["drug"], item.get("occurrence", 1)),
                 is_class=bool(item.get("class")),
                 attributes={n: item[n] for n in TEXT_ATTRIBUTES if item.get(n) is not None},
                 prn=bool(item.get("prn")),
@@ -309,7 +279,7 @@ def _case(raw: dict[str, Any]) -> MedicationCase:
             raise ValueError(f"allergy keys are {sorted(_ALLERGY_KEYS)}; category one of {CATEGORIES}")
         allergies.append(
             GoldAllergy(
-                span=_locate(text, item["substance"], item.get("occurrence", 1)),
+                span=locate(text, item["substance"], item.get("occurrence", 1)),
                 category=item["category"],
                 reactions=tuple(
                     _near(text, r, text.find(item["substance"])) for r in item.get("reactions", [])

@@ -29,18 +29,15 @@ predicted observation overlaps with that observation's text.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nlp.errors import InputError
-from nlp.evaluation.common import report_header
+from nlp.evaluation.common import read_case_file, report_header
 from nlp.evaluation.ner import Counts
 from nlp.records import NoteRecord
 
@@ -152,27 +149,7 @@ def read_risk_cases(path: str | os.PathLike[str]) -> list[RiskCase]:
             (``path:line: ...``) for a line that is not a valid case or repeats an id, or a file
             without cases. The messages name keys, never the note text.
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: {exc}", code="unreadable_input") from exc
-    cases: list[RiskCase] = []
-    seen: set[str] = set()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            case = _case(json.loads(line))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(f"{where}: {exc}", code="malformed_record") from exc
-        if case.id in seen:
-            raise InputError(f"{where}: duplicate id {case.id!r}", code="malformed_record")
-        seen.add(case.id)
-        cases.append(case)
-    if not cases:
-        raise InputError(f"{path}: no cases", code="malformed_record")
-    return cases
+    return read_case_file(path, _case)
 
 
 # --------------------------------------------------------------------------------------- scoring
