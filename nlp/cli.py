@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nlp.errors import InputError, Notes2FhirError
+from nlp.errors import ConfigError, InputError, Notes2FhirError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples"
 
@@ -87,6 +87,26 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             + ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_code.items()))
         )
     return 1 if summary.notes and summary.errors == summary.notes else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP service (``service.app``) with uvicorn; the settings reach every worker process
+    through the ``NOTES2FHIR_*`` environment (see ``service.settings``)."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ConfigError("the service needs its extra: pip install 'notes2fhir[service]'") from exc
+    os.environ["NOTES2FHIR_PIPELINE"] = args.pipeline
+    os.environ["NOTES2FHIR_MAX_CHARS"] = str(args.max_chars)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info" if args.verbose else "warning",
+    )
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -331,6 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ann.set_defaults(func=cmd_annotate)
 
+    serve = sub.add_parser("serve", help="the HTTP service (FastAPI + uvicorn; pip install '.[service]')")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (each loads the pipeline once)"
+    )
+    serve.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
+    serve.add_argument(
+        "--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="per-note limit (never truncated)"
+    )
+    serve.set_defaults(func=cmd_serve)
     bench = sub.add_parser("bench", help="load time and words/s (vs. the tokenizer alone, same run)")
     bench.add_argument("paths", nargs="*", default=[str(SAMPLES)])
     bench.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")

@@ -19,6 +19,11 @@ from nlp.components.sentences import sentence_ends
 
 MED_LABELS = {"DRUG", "DRUG_CLASS"}
 WINDOW_CHARS = 90
+# a PRN reason: up to five words ("fever or pain", "breakthrough pain"), or a threshold ("SBP > 160")
+_REASON = (
+    r"[a-z][a-z'/]*(?:-[a-z]+)*(?:\s+(?!(?:once|then|until|while|given|continue|hold)\b)"
+    r"[a-z][a-z'/]*(?:-[a-z]+)*){0,4}?(?:\s*[<>]=?\s*\d+(?:\.\d+)?(?:\s*(?:min|mg|lbs?|kg|hours?|h))?)?"
+)
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
 # a line of directions under a drug ("levothyroxine 75 MCG tablet\n  Sig: Take 1 tablet by mouth daily")
 _DIRECTIONS = re.compile(
@@ -64,7 +69,10 @@ class MedicationRules:
                 rf"(?<![\w.])(?P<value>{_NUM})(?:\s*(?:-|to)\s*(?P<high>{_NUM}))?\s*(?P<unit>{units})(?![\w])",
                 re.I,
             ),
-            dose=re.compile(rf"(?<![\w.])(?P<value>{nums})\s*(?P<form>{forms})(?![\w])", re.I),
+            dose=re.compile(
+                rf"(?<![\w.])(?P<value>{nums})(?:\s*(?:-|to)\s*(?P<high>{nums}))?\s*(?P<form>{forms})(?![\w])",
+                re.I,
+            ),
             routes=[
                 (re.compile(_bounded(p), re.I), e.code, e.display) for e in spec.routes for p in e.patterns
             ],
@@ -75,8 +83,9 @@ class MedicationRules:
             ],
             prn=re.compile(
                 _bounded(_alternation(spec.prn))
-                + r"(?:\s+(?:for\s+)?(?P<reason>[a-z][a-z '/-]{1,40}?)"
-                + r"(?=\s*(?:[,.;)\n]|$|\b(?:and|or|max|not|x|for|up to|may|every|q\d*h?)\b|\d)))?",
+                + rf"(?:\s+(?:for\s+)?(?P<reason>{_REASON})"
+                + r"(?=\s*(?:[,.;)\n]|$|\s-\s|\b(?:max|not|x|for|up to|may|every|q\d*h?|once|then|until|"
+                + r"while|he|she|pt|patient|given|has|is|was|continue|hold)\b|\d)))?",
                 re.I,
             ),
             duration=re.compile(
@@ -120,8 +129,9 @@ class MedicationRules:
             value = m["value"].lower()
             found["dose"] = {
                 **at(m),
-                "value": float(_WORD_NUMS.get(value, value.replace(",", ""))),
+                "value": _count(value),
                 "unit": self.dose_forms[m["form"].lower()],
+                **({"high": _count(m["high"].lower())} if m["high"] else {}),
             }
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):
             best = None
@@ -157,6 +167,11 @@ class MedicationRules:
 
 def _number(text: str) -> float:
     return float(text.replace(",", ""))
+
+
+def _count(text: str) -> float:
+    """A count of dose forms in digits or words ("2", "two", "half")."""
+    return float(_WORD_NUMS.get(text, text.replace(",", "")))
 
 
 class MedicationAttributes:
