@@ -87,6 +87,7 @@ class AdverseReactions:
         threads: int = 1,
         *,
         literature: bool = False,
+        threshold: float | None = None,
     ) -> None:
         self._patterns, self._max_gap = adr_patterns()
         spec = resources.load("adr_rules")
@@ -97,6 +98,11 @@ class AdverseReactions:
         self._assertions = REPORTED if literature else ATTRIBUTABLE
         self.classifier = OnnxPairClassifier(resolve_model_dir(model), threads=threads) if model else None
         self.source = f"model:{self.classifier.name}" if self.classifier else "rules"
+        # the model's own threshold was chosen on abstracts; in notes the cue gate and the vetoes
+        # already keep a pair's precision, and the pipeline may ask for a lower one
+        self.threshold = (
+            threshold if threshold is not None else (self.classifier.threshold if self.classifier else 1.0)
+        )
         self.labels: tuple[str, ...] = ()  # finds no mentions; listed with the models for the fingerprint
 
     def __call__(self, doc: Doc) -> Doc:
@@ -136,7 +142,7 @@ class AdverseReactions:
                 unmatched.append(key)
         if self.classifier is not None and unmatched:
             for key, score in zip(unmatched, self.classifier.score(text, unmatched), strict=True):
-                if score >= self.classifier.threshold:
+                if score >= self.threshold:
                     relations.append((RELATION, *key, round(score, 4), self.classifier.method))
                     linked.add(key)
         relations += self._conjuncts(text, mentions, relations, linked)
@@ -222,12 +228,12 @@ def _crosses_sentence(first: Span, second: Span) -> bool:
 
 @Language.factory(
     "clinical_adr",
-    default_config={"model": None, "threads": 1, "literature": False},
+    default_config={"model": None, "threads": 1, "literature": False, "threshold": None},
     requires=["doc.spans", "span._.assertion"],
     assigns=["doc._.relations"],
 )
 def make_clinical_adr(
-    nlp: Language, name: str, model: str | None, threads: int, literature: bool
+    nlp: Language, name: str, model: str | None, threads: int, literature: bool, threshold: float | None
 ) -> AdverseReactions:
     chronic = nlp.get_pipe("clinical_context").chronic  # type: ignore[attr-defined]
-    return AdverseReactions(chronic, model=model, threads=threads, literature=literature)
+    return AdverseReactions(chronic, model=model, threads=threads, literature=literature, threshold=threshold)
