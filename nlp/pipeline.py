@@ -117,6 +117,7 @@ class PipelineInfo:
     components: tuple[str, ...]
     labels: tuple[str, ...]
     max_chars: int
+    models: tuple[str, ...] = ()  # what the model components run ("model:ner-cnn@0.1.0", "rules")
 
     @property
     def id(self) -> str:
@@ -143,6 +144,7 @@ class Pipeline:
                 sorted({*get_args(resources.TermLabel), *(lab for m in models for lab in m.labels)})
             ),
             max_chars=max_chars,
+            models=tuple(m.source for m in models if m.source.startswith("model:")),
         )
 
     @property

@@ -5,7 +5,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nlp.pipeline import DEFAULT_MAX_CHARS, PIPELINES
+from nlp.pipeline import DEFAULT_MAX_CHARS
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -19,12 +19,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NOTES2FHIR_", extra="forbid", frozen=True)
 
-    pipeline: str = Field("default", description=f"pipeline name, one of {sorted(PIPELINES)}")
-    max_chars: int = Field(DEFAULT_MAX_CHARS, ge=1, le=DEFAULT_MAX_CHARS * 10, description="per-note limit")
-    max_batch: int = Field(25, ge=1, description="notes per batch request")
-    max_body_bytes: int = Field(1_048_576, ge=1, description="request body limit (413 above it)")
-    max_in_flight: int = Field(4, ge=0, description="annotation requests run at once; more get 503")
-    deadline_seconds: float = Field(30.0, gt=0, description="a request over it gets 503 deadline_exceeded")
-    api_key: SecretStr | None = Field(None, description="required in X-API-Key on /v1 when set")
+    pipeline: str = Field(default="default", description="pipeline name for nlp.load()")
+    max_chars: int = Field(
+        default=DEFAULT_MAX_CHARS, ge=1, le=DEFAULT_MAX_CHARS * 10, description="per-note limit"
+    )
+    max_batch: int = Field(default=25, ge=1, description="notes per batch request")
+    max_body_bytes: int = Field(default=1_048_576, ge=1, description="request body limit (413 above it)")
+    max_in_flight: int = Field(default=4, ge=0, description="annotation requests run at once; more get 503")
+    deadline_seconds: float = Field(
+        default=30.0, gt=0, description="a request over it gets 503 deadline_exceeded"
+    )
+    api_key: SecretStr | None = Field(default=None, description="required in X-API-Key on /v1 when set")
     cors_origins: list[str] = Field(default_factory=list, description="allowed origins; empty: CORS off")
-    static_dir: Path = Field(STATIC_DIR, description="the page served at /, mounted only if it exists")
+    static_dir: Path = Field(
+        default=STATIC_DIR, description="the page served at /, mounted only if it exists"
+    )

@@ -25,6 +25,8 @@ class Allergens:
 
     def __init__(self, nlp: Language, cues: AllergyCues) -> None:
         self.cues = cues
+        self.labels: tuple[str, ...] = (LABEL,)  # listed with the pipeline's labels
+        self.source = "rules"
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.category: dict[int, str] = {}
         for category, phrases in resources.load("allergens").allergens.items():

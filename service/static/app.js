@@ -156,7 +156,7 @@ function renderRiskFactors(riskFactors) {
     }
     const ascvd = riskFactors.ascvd;
     if (ascvd) {
-      const missing = (ascvd.missing || []).join(", ");
+      const missing = (ascvd.missing || []).map((name) => name.replaceAll("_", " ")).join(", ");
       const value = ascvd.percent !== null && ascvd.percent !== undefined
         ? `${ascvd.percent}% (${ascvd.equation || "10-year risk"})`
         : `not computed: missing ${missing || "inputs"}`;
