@@ -157,8 +157,7 @@ def risk_profile(doc: Doc, rules: RiskFactorRules) -> dict[str, Any]:
     return {
         "profile": {f: profile[f] for f in (*PROFILE_FIELDS, "bmi")},
         "evidence": {f: evidence.get(f, []) for f in PROFILE_FIELDS},
-        "smoking_detail": {k: v for k, v in social.smoking.details.items() if k != "product"}
-        | {"product": social.smoking.details.get("product")},
+        "smoking_detail": dict(social.smoking.details),
         "alcohol_detail": dict(social.alcohol.details),
         "drug_substances": list(social.drugs.details.get("substances", [])),
         "observations": [asdict(m) for m in observations],

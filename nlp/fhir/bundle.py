@@ -8,11 +8,9 @@ from typing import Any
 
 from nlp.errors import InputError
 from nlp.fhir.risk import risk_entries
+from nlp.fhir.systems import BASE, EVIDENCE_URL, NOTE_ID_SYSTEM, SNOMED, UCUM
 from nlp.records import MEDICATION_LABELS, Mention, NoteRecord, allergy_category, is_allergy_entry
 
-BASE = "https://notes2fhir.org/fhir"
-EVIDENCE_URL = f"{BASE}/StructureDefinition/nlp-evidence"
-NOTE_ID_SYSTEM = f"{BASE}/sid/note-id"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
 
 CODE_SYSTEMS = {
@@ -28,8 +26,6 @@ ALLERGY_VER = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verifica
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 TIMING_CODE = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
-UCUM = "http://unitsofmeasure.org"
-SNOMED = "http://snomed.info/sct"
 
 CONDITION_VERIFICATION = {
     "present": "confirmed",

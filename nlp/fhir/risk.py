@@ -15,13 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nlp.fhir.systems import LOINC, RISK_FACTORS_URL, SNOMED, UCUM
 from nlp.records import NoteRecord
 
-BASE = "https://notes2fhir.org/fhir"
-RISK_FACTORS_URL = f"{BASE}/StructureDefinition/nlp-risk-factors"
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
-SNOMED = "http://snomed.info/sct"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 SMOKING = {
     "current": ("77176002", "Smoker"),
