@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench evaluate evaluate-assertion evaluate-adr evaluate-notes train-ner train-ner-transformer train-adr lint clean
+.PHONY: install run test bench bench-service evaluate evaluate-assertion evaluate-adr evaluate-notes train-ner train-ner-transformer train-adr lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 ## load time and words/s on the sample notes (README figures)
 bench: install
 	$(VENV)/bin/notes2fhir bench
+
+## the HTTP service under load: library vs service latency, 1 vs 2 workers, shedding, a 10-minute
+## memory soak (README "HTTP service" figures; about 20 minutes)
+bench-service: install
+	$(PY) -m service.loadbench --output out/loadbench.json
 
 ## P/R/F1 on the official test splits (README results table); writes out/eval/*.json
 EVAL_CORPORA ?= bc5cdr ncbi_disease chia

@@ -91,7 +91,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP service (``service.app``) with uvicorn; the settings reach every worker process
-    through the ``NOTES2FHIR_*`` environment (see ``service.settings``)."""
+    through the ``NOTES2FHIR_*`` environment (see ``service.config``)."""
     try:
         import uvicorn
     except ImportError as exc:

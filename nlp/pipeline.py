@@ -6,6 +6,7 @@ import hashlib
 import logging
 import multiprocessing
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,11 +126,14 @@ class PipelineInfo:
 
 
 class Pipeline:
-    """A loaded pipeline. Thread-compatible for reads; one per process for throughput."""
+    """A loaded pipeline. Safe to call from several threads: calls are serialised, because spaCy
+    components keep per-call state (scispaCy's abbreviation detector adds and removes matcher rules
+    for every note); use one pipeline per process for throughput."""
 
     def __init__(self, name: str, nlp: Language, *, max_chars: int, cache_dir: Path | None) -> None:
         self.name = name
         self.nlp = nlp
+        self._lock = threading.Lock()
         self.max_chars = max_chars
         self.cache_dir = cache_dir
         models = [proc for _, proc in nlp.pipeline if hasattr(proc, "labels") and hasattr(proc, "source")]
@@ -182,17 +186,17 @@ class Pipeline:
     ) -> Doc:
         """Run the pipeline and return the annotated spaCy Doc (raises :class:`InputError`)."""
         validate_text(text, self.max_chars)
-        doc = self.nlp.make_doc(text)
-        doc._.note_id = note_id if note_id is not None else default_note_id(text)
-        doc._.patient_id = patient_id
-        if targets is not None:
-            checked = _check_targets(targets, len(text))
-        for name, proc in self.nlp.pipeline:
-            if targets is not None and name in MENTION_PRODUCERS:
-                if name == "clinical_lexicon":
-                    self._inject_targets(doc, checked)
-                continue
-            doc = proc(doc)
+        checked = _check_targets(targets, len(text)) if targets is not None else None
+        with self._lock:
+            doc = self.nlp.make_doc(text)
+            doc._.note_id = note_id if note_id is not None else default_note_id(text)
+            doc._.patient_id = patient_id
+            for name, proc in self.nlp.pipeline:
+                if checked is not None and name in MENTION_PRODUCERS:
+                    if name == "clinical_lexicon":
+                        self._inject_targets(doc, checked)
+                    continue
+                doc = proc(doc)
         return doc
 
     def annotate(

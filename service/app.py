@@ -1,7 +1,7 @@
 """The HTTP annotation service: ``create_app()`` builds the FastAPI app around one loaded pipeline.
 
 Run it with ``notes2fhir serve`` or ``uvicorn --factory service.app:create_app``. Limits, auth and CORS
-come from :class:`service.settings.Settings` (``NOTES2FHIR_*`` variables).
+come from :class:`service.config.Settings` (``NOTES2FHIR_*`` variables).
 """
 
 import logging
@@ -22,6 +22,7 @@ import nlp
 from nlp.errors import InputError
 from nlp.fhir import to_fhir
 from nlp.records import NoteRecord, text_hash
+from service.config import Settings
 from service.errors import (
     BatchTooLarge,
     DeadlineExceeded,
@@ -43,7 +44,6 @@ from service.schemas import (
     NoteIn,
     OutputFormat,
 )
-from service.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from nlp.errors import InputError
 from nlp.pipeline import PipelineInfo, validate_text
 from nlp.records import Mention, NoteRecord, text_hash
 from service.app import create_app
+from service.config import Settings
 from service.schemas import SYNTHETIC_NOTE
-from service.settings import Settings
 
 # a string that must never come back in a body or a log line
 MARKER = "ZQXJ-PATIENT-SECRET-4711"

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.app import create_app
-from service.settings import Settings
+from service.config import Settings
 from tests.test_service import MARKER, NOTE, FakePipeline
 
 FUZZ_SETTINGS = Settings(max_chars=200, max_batch=5, static_dir=Path("/nonexistent-page"))
