@@ -4,6 +4,7 @@ Run it with ``notes2fhir serve`` or ``uvicorn --factory service.app:create_app``
 come from :class:`service.config.Settings` (``NOTES2FHIR_*`` variables).
 """
 
+import json
 import logging
 import secrets
 import threading
@@ -48,6 +49,14 @@ from service.schemas import (
 log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
+
+
+def json_response(payload: dict[str, Any]) -> Response:
+    """JSON of plain data, encoded once: records are large and FastAPI's generic encoder walks every
+    value again (3 ms for a 400-word note's record; ``json.dumps`` takes 0.3 ms)."""
+    return Response(
+        json.dumps(payload).encode("ascii"), media_type="application/json"
+    )  # escaped: never fails
 
 
 class PipelineDescription(Protocol):
@@ -233,12 +242,12 @@ router = APIRouter()
 )
 def annotate(
     note: NoteIn, pipe: PipelineDep, state: StateDep, output_format: FormatQuery = OutputFormat.record
-) -> dict[str, Any]:
+) -> Response:
     """Annotate one note. A note the pipeline cannot read is a 422 with its error code."""
     with state.annotation_slot() as deadline:
         _, payload = state.annotate(pipe, note, output_format)
         deadline.check()
-    return payload
+    return json_response(payload)
 
 
 @router.post(
@@ -253,7 +262,7 @@ def annotate(
 )
 def annotate_batch(
     batch: BatchIn, pipe: PipelineDep, state: StateDep, output_format: FormatQuery = OutputFormat.record
-) -> dict[str, Any]:
+) -> Response:
     """Annotate up to ``max_batch`` notes; each note succeeds or fails on its own."""
     if len(batch.notes) > state.settings.max_batch:
         raise BatchTooLarge(f"{len(batch.notes)} notes; the limit is {state.settings.max_batch} per batch")
@@ -263,7 +272,7 @@ def annotate_batch(
             deadline.check()
             results.append(state.batch_item(pipe, note, output_format))
         deadline.check()
-    return {"results": results}
+    return json_response({"results": results})
 
 
 @router.get(
