@@ -4,11 +4,12 @@ A drug mention (DRUG, DRUG_CLASS) and a reaction mention (PROBLEM) in one senten
 ``adverse_reaction`` pair in ``doc._.relations`` when the words between them match one of the
 patterns in ``adr_rules.json`` ("statin-induced myalgias", "rash after starting amoxicillin",
 "lisinopril was stopped due to cough", "intolerant of codeine: nausea"). Assertion decides first:
-a reaction that is absent ("no bleeding on apixaban"), hypothetical ("may cause tendon rupture"),
-possible or about a relative is never attributed. An allergy entry ("allergic to PCN (hives)",
+a reaction that is absent ("no bleeding on apixaban"), hypothetical ("may cause tendon rupture")
+or about a relative is never attributed; a possible one ("likely X-induced Y") is, and FHIR keeps
+its causality as Possible. An allergy entry ("allergic to PCN (hives)",
 the allergies section) is left to :mod:`nlp.components.allergies`. The FHIR mapping turns each
 pair into an ``AdverseEvent``. The ``literature`` pipeline also attributes reported associations
-(a possible or hypothetical reaction: "X may cause Y") and reads "children" as a study population.
+(a hypothetical reaction: "X may cause Y") and reads "children" as a study population.
 
 With a ``model`` (the ``fast`` and ``accurate`` pipelines use ``models/adr-minilm``, see
 :mod:`nlp.relation_onnx`), every attributable pair of one sentence is also scored by the trained
@@ -31,7 +32,9 @@ from nlp.relation_onnx import OnnxPairClassifier
 RELATION = "adverse_reaction"
 DRUG_LABELS = frozenset({"DRUG", "DRUG_CLASS"})
 REACTION_LABELS = frozenset({"PROBLEM"})
-ATTRIBUTABLE = frozenset({"present", "historical"})
+# a suspected reaction ("likely amiodarone-induced hypothyroidism") is attributed too: FHIR keeps
+# its causality as Possible
+ATTRIBUTABLE = frozenset({"present", "historical", "possible"})
 # literature mode: a reported association ("X may cause Y", "Y possibly induced by X") is evidence too;
 # the reaction's assertion says how firm it is
 REPORTED = ATTRIBUTABLE | {"possible", "hypothetical"}
