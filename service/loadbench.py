@@ -592,6 +592,22 @@ def _concurrent_warmup(base_url: str, note: str, clients: int) -> None:
     run_load(base_url, note, clients=clients, requests=clients * 3, max_seconds=120.0)
 
 
+def _throughput(service: ServiceProcess, note: str, config: BenchConfig, label: str) -> dict[str, Any]:
+    """Warm up, then ``config.requests`` requests from ``config.clients`` clients, with the server's
+    own log counts."""
+    _concurrent_warmup(service.base_url, note, config.clients)
+    log.info("%s: %d requests from %d clients", label, config.requests, config.clients)
+    result = run_load(
+        service.base_url,
+        note,
+        clients=config.clients,
+        requests=config.requests,
+        max_seconds=config.max_seconds_per_run,
+    )
+    result.update(server_log(service))
+    return result
+
+
 def run_benchmark(config: BenchConfig) -> dict[str, Any]:
     """All four measurements; every server is stopped before this returns or raises.
 
@@ -622,16 +638,7 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
     ) as one:
         log.info("service, one client: %d sequential requests", config.service_runs)
         service_ms = sequential_latencies(one.base_url, note, runs=config.service_runs, warmup=config.warmup)
-        _concurrent_warmup(one.base_url, note, config.clients)
-        log.info("1 worker: %d requests from %d clients", config.requests, config.clients)
-        throughput["workers_1"] = run_load(
-            one.base_url,
-            note,
-            clients=config.clients,
-            requests=config.requests,
-            max_seconds=config.max_seconds_per_run,
-        )
-        throughput["workers_1"].update(server_log(one))
+        throughput["workers_1"] = _throughput(one, note, config, "1 worker")
     library_p50 = percentile(library_ms, 50)
     service_p50 = percentile(service_ms, 50)
     report["library_vs_service"] = {
@@ -648,16 +655,7 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
         app_factory=config.app_factory,
         ready_timeout=config.ready_timeout,
     ) as two:
-        _concurrent_warmup(two.base_url, note, config.clients)
-        log.info("2 workers: %d requests from %d clients", config.requests, config.clients)
-        throughput["workers_2"] = run_load(
-            two.base_url,
-            note,
-            clients=config.clients,
-            requests=config.requests,
-            max_seconds=config.max_seconds_per_run,
-        )
-        throughput["workers_2"].update(server_log(two))
+        throughput["workers_2"] = _throughput(two, note, config, "2 workers")
         if not config.skip_soak:
             log.info("soak: 2 workers, %d clients, %gs", config.clients, config.soak_seconds)
             soak_report = soak(
