@@ -4,20 +4,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-service evaluate evaluate-assertion evaluate-adr evaluate-notes train-ner train-ner-transformer train-adr lint clean
+.PHONY: install run test bench bench-service bench-batch evaluate evaluate-assertion evaluate-adr evaluate-notes train-ner train-ner-transformer train-adr lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,train,service]"
+	$(PY) -m pip install --quiet -e ".[dev,train,service,spark]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-## annotate the bundled sample notes with the default pipeline into out/
+## annotate the bundled sample notes with the default pipeline into out/samples-fhir and out/samples-records
+## (each a batch output directory: part-*.ndjson, errors.ndjson, manifest.json; rerunning starts afresh)
 run: install
-	$(VENV)/bin/notes2fhir annotate corpora/samples -o out/samples.fhir.ndjson --format fhir --table
-	$(VENV)/bin/notes2fhir annotate corpora/samples -o out/samples.records.ndjson --format record --quiet > /dev/null
+	rm -rf out/samples-fhir out/samples-records
+	$(VENV)/bin/notes2fhir annotate corpora/samples -o out/samples-fhir --format fhir --table
+	$(VENV)/bin/notes2fhir annotate corpora/samples -o out/samples-records --format record --quiet > /dev/null
 
 ## the test suite (slow tests included; a few minutes on 2 cores)
 test: install
@@ -31,6 +33,12 @@ bench: install
 ## memory soak (README "HTTP service" figures; about 20 minutes)
 bench-service: install
 	$(PY) -m service.loadbench --output out/loadbench.json
+
+## batch throughput on all of MTSamples: the runner with 1 and 2 workers (notes/s and words/s per core,
+## peak memory per worker, core-hours for 10 M notes), plain medspaCy and Spark local[2] in the same run
+## (README "Batch" figures; Spark needs the spark extra)
+bench-batch: install
+	$(PY) -m nlp.batch_benchmark --output out/batchbench.json
 
 ## P/R/F1 on the official test splits (README results table); writes out/eval/*.json
 EVAL_CORPORA ?= bc5cdr ncbi_disease chia

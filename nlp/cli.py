@@ -26,10 +26,9 @@ def _print_table(rows: list[list[Any]], header: list[str]) -> None:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
+    """Annotate notes into a sharded, resumable output directory (see :mod:`nlp.batch`)."""
     from nlp import batch
-    from nlp.pipeline import load
 
-    pipe = load(args.pipeline, max_chars=args.max_chars)
     rows: list[list[Any]] = []
 
     def table_row(record: Any) -> None:
@@ -50,43 +49,51 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             ]
         )
 
-    out_path = Path(args.output)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as out:
-        summary = batch.run(
-            pipe,
+    try:
+        manifest = batch.run_batch(
             args.paths,
-            out,
+            args.out_dir,
+            pipeline=args.pipeline,
             fmt=args.format,
+            output_format=args.output_format,
             workers=args.workers,
+            timeout=args.timeout,
+            shard_size=args.shard_size,
+            resume=args.resume,
+            id_col=args.id_col,
+            text_col=args.text_col,
+            max_chars=args.max_chars,
             progress=not args.quiet,
             on_record=table_row if args.table else None,
         )
-    tmp.replace(out_path)
+    except Notes2FhirError as exc:  # the run could not proceed: exit code 1, as a FAILED run
+        print(f"notes2fhir: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 1
     if args.table:
         _print_table(
             rows, ["note", "sections", "problems", "drugs", "negated", "family", "relations", "status"]
         )
         print()
+    resumed = f" ({manifest.resumed} resumed)" if manifest.resumed else ""
     print(
-        f"notes: {summary.notes}  errors: {summary.errors}  words: {summary.words}  "
-        f"time: {summary.seconds:.2f}s  notes/s: {summary.notes_per_second:.1f}  → {out_path}"
+        f"notes: {manifest.input}{resumed}  errors: {manifest.failed}  words: {manifest.words}  "
+        f"time: {manifest.seconds:.2f}s  notes/s: {manifest.notes_per_second:.1f}  "
+        f"status: {manifest.status}  → {args.out_dir}"
     )
     print(
         "mentions by label:     "
-        + ", ".join(f"{k} {v}" for k, v in sorted(summary.mentions_by_label.items()))
+        + ", ".join(f"{k} {v}" for k, v in sorted(manifest.mentions_by_label.items()))
     )
     print(
         "mentions by assertion: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(summary.mentions_by_assertion.items()))
+        + ", ".join(f"{k} {v}" for k, v in sorted(manifest.mentions_by_assertion.items()))
     )
-    if summary.errors:
+    if manifest.failed:
         print(
             "errors by code:        "
-            + ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_code.items()))
+            + ", ".join(f"{k} {v}" for k, v in sorted(manifest.errors_by_code.items()))
         )
-    return 1 if summary.notes and summary.errors == summary.notes else 0
+    return 1 if manifest.status == "FAILED" else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -336,17 +343,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ann = sub.add_parser("annotate", help="annotate .txt files, directories, JSONL or CSV into NDJSON")
-    ann.add_argument("paths", nargs="+", help=".txt files, directories of .txt, .jsonl or .csv (id,text)")
-    ann.add_argument("-o", "--output", required=True, help="output NDJSON file (one document per input note)")
+    ann = sub.add_parser(
+        "annotate",
+        help="annotate .txt files, directories, JSONL, CSV or Parquet into sharded NDJSON or Parquet",
+    )
+    ann.add_argument(
+        "paths", nargs="+", help=".txt files, directories of .txt, .jsonl, .csv or .parquet (id, text)"
+    )
+    ann.add_argument(
+        "-o",
+        "--out-dir",
+        required=True,
+        help="output directory: part-*.ndjson|parquet, errors.ndjson, manifest.json, a resume ledger",
+    )
     ann.add_argument(
         "--format", choices=["fhir", "record"], default="fhir", help="FHIR Bundles or NoteRecords"
     )
+    ann.add_argument("--output-format", choices=["ndjson", "parquet"], default="ndjson")
     ann.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
+    ann.add_argument(
+        "--workers", type=int, default=1, help="worker processes (0: in this process, no timeout)"
+    )
+    ann.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per note before its worker is killed"
+    )
+    ann.add_argument("--shard-size", type=int, default=1000, help="notes per output file")
+    ann.add_argument(
+        "--resume", action="store_true", help="finish the run in OUT_DIR, skipping committed shards"
+    )
+    ann.add_argument("--id-col", default="id", help="id field/column of JSONL, CSV and Parquet inputs")
+    ann.add_argument("--text-col", default="text", help="text field/column of JSONL, CSV and Parquet inputs")
     ann.add_argument(
         "--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="per-note limit (never truncated)"
     )
-    ann.add_argument("--workers", type=int, default=1, help="worker processes")
     ann.add_argument("--table", action="store_true", help="print a per-note summary table")
     ann.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ann.set_defaults(func=cmd_annotate)

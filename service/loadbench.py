@@ -14,7 +14,6 @@ import gc
 import json
 import logging
 import os
-import platform
 import re
 import signal
 import socket
@@ -34,6 +33,7 @@ from typing import Any, Self
 import httpx
 
 from nlp.errors import Notes2FhirError
+from nlp.machine import machine_info
 from service.config import Settings
 
 log = logging.getLogger(__name__)
@@ -118,18 +118,6 @@ def build_note(words: int = NOTE_WORDS) -> str:
                 break
         return "\n".join(lines).strip() + "\n"
     raise BenchmarkError(f"no bundled sample has {words} words")
-
-
-def machine_info() -> dict[str, Any]:
-    """Architecture, cores, Python and the load average when the benchmark started."""
-    return {
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def free_port() -> int:
