@@ -128,6 +128,7 @@ class AdverseReactions:
         linked = {(src, dst) for kind, src, dst, _, _ in doc._.relations if kind == "allergy_reaction"}
         relations = list(doc._.relations)
         unmatched: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        sentence_of: list[tuple[int, int]] = []
         for first, second in candidates:
             drug, reaction = (first, second) if first.label_ in DRUG_LABELS else (second, first)
             key = ((drug.start_char, drug.end_char), (reaction.start_char, reaction.end_char))
@@ -143,14 +144,40 @@ class AdverseReactions:
                 text, first, second, drug_first=first is drug
             ):
                 unmatched.append(key)
+                # the sentence, widened to both mentions (a mention may straddle a sentence start)
+                sentence = first.sent
+                (d0, d1), (r0, r1) = key
+                sentence_of.append((min(sentence.start_char, d0, r0), max(sentence.end_char, d1, r1)))
         if self.classifier is not None and unmatched:
-            for key, score in zip(unmatched, self.classifier.score(text, unmatched), strict=True):
+            for key, score in zip(unmatched, self._score(text, unmatched, sentence_of), strict=True):
                 if score >= self.threshold:
                     relations.append((RELATION, *key, round(score, 4), self.classifier.method))
                     linked.add(key)
         relations += self._conjuncts(text, mentions, relations, linked)
         doc._.relations = relations
         return doc
+
+    def _score(
+        self,
+        text: str,
+        pairs: list[tuple[tuple[int, int], tuple[int, int]]],
+        sentences: list[tuple[int, int]],
+    ) -> list[float]:
+        """The model's score of each pair, read in its own sentence (as it was trained: ADE-Corpus-V2
+        and PHEE are sentences); one model call per sentence."""
+        assert self.classifier is not None
+        scores = [0.0] * len(pairs)
+        by_sentence: dict[tuple[int, int], list[int]] = {}
+        for i, sentence in enumerate(sentences):
+            by_sentence.setdefault(sentence, []).append(i)
+        for (start, end), members in by_sentence.items():
+            shifted = [
+                ((d0 - start, d1 - start), (r0 - start, r1 - start))
+                for (d0, d1), (r0, r1) in (pairs[i] for i in members)
+            ]
+            for i, score in zip(members, self.classifier.score(text[start:end], shifted), strict=True):
+                scores[i] = score
+        return scores
 
     def _attributable(self, drug: Span, reaction: Span) -> bool:
         return (
