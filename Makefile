@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-service bench-batch evaluate evaluate-assertion evaluate-adr evaluate-notes train-ner train-ner-transformer train-adr lint clean
+.PHONY: install run test bench bench-service bench-batch evaluate evaluate-assertion evaluate-adr evaluate-notes train-ner train-ner-transformer train-adr train-cid evaluate-literature lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,18 @@ train-ner: install
 ## the drug -> adverse reaction pair classifier (models/adr-minilm; about 30 minutes on one core)
 train-adr: install
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/python -m nlp.train.relation train --out models/adr-minilm
+
+## the literature tool's MeSH gazetteer (BC5CDR train + validation mentions, DisMaNET names) and its
+## abstract-level pair model (trained with a train-only gazetteer; threshold chosen on validation)
+train-cid: install
+	$(PY) -m nlp.train.mesh_gazetteer --out models/mesh-cdr
+	$(PY) -m nlp.train.mesh_gazetteer --splits train --out out/mesh-train
+	OMP_NUM_THREADS=1 $(PY) -m nlp.train.cid_pairs --gazetteer out/mesh-train --out models/cid-pairs
+
+## CID pairs on the BC5CDR test split and the 1,000-abstract summary benchmark (README "Literature")
+evaluate-literature: install
+	$(VENV)/bin/notes2fhir evaluate bc5cdr-cid --split test --workers 2
+	$(PY) -m nlp.literature.benchmark --abstracts 1000 --workers 2 --output out/literature-bench.json
 
 train-ner-transformer: install
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/bin/notes2fhir -v train ner --arch transformer --out models/ner-minilm

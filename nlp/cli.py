@@ -185,6 +185,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from nlp.evaluation.ner import evaluate_ner, format_table
     from nlp.pipeline import load
 
+    if args.corpus == "bc5cdr-cid":
+        return _evaluate_cid(args)
+    args.pipeline = args.pipeline or "default"
     if args.task == "assertion":
         return _evaluate_assertion(args)
     if args.task == "adr":
@@ -298,6 +301,53 @@ def _evaluate_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_cid(args: argparse.Namespace) -> int:
+    from nlp.evaluation.cid import CORPUS, evaluate_cid
+
+    report = evaluate_cid(
+        args.split,
+        pipeline=args.pipeline or "literature",
+        corpus_dir=args.corpus_dir,
+        limit=args.limit,
+        workers=args.workers,
+    )
+    print(
+        f"{CORPUS} / {report['split']} / {report['pipeline']}: {report['documents']} abstracts, "
+        f"{report['abstracts_per_s']} abstracts/s ({report['workers']} worker(s))"
+    )
+    rows = [
+        [name, f"{r['P']:.3f}", f"{r['R']:.3f}", f"{r['F1']:.3f}", r["gold"], r["predicted"]]
+        for name, r in (
+            ("abstract-level pairs", report["cid"]),
+            ("sentence relations", report["sentence_relations_only"]),
+        )
+    ]
+    _print_table(rows, ["CID pairs", "P", "R", "F1", "gold", "predicted"])
+    _write_report(args, f"{CORPUS}-{report['split']}", report)
+    return 0
+
+
+def cmd_literature(args: argparse.Namespace) -> int:
+    """Summarise drug -> adverse-reaction evidence in abstracts into a report folder."""
+    from nlp.literature import read_abstracts, summarize, write_report
+
+    # abstracts are small: reading them all first gives the progress bar its total
+    items = list(read_abstracts(args.inputs, fmt=args.input_format))
+    summary = summarize(
+        items, pipeline=args.pipeline, workers=args.workers, progress=not args.quiet, total=len(items)
+    )
+    written = write_report(summary, Path(args.output))
+    reported = sum(p.abstracts > 0 for p in summary.pairs)
+    print(
+        f"abstracts: {summary.abstracts}  unreadable or failed: {len(summary.failed)}  "
+        f"drug-reaction pairs: {len(summary.pairs)} ({reported} reported)  time: {summary.seconds:.1f}s"
+    )
+    for pair in summary.pairs[:10]:
+        print(f"  {pair.abstracts:4d}  {pair.drug} -> {pair.reaction}")
+    print("written " + ", ".join(str(p) for p in written.values()))
+    return 0 if summary.abstracts else 1
+
+
 def _evaluate_linking(args: argparse.Namespace) -> int:
     from nlp.evaluation.linking import evaluate_linking
     from nlp.pipeline import DEFAULT_CACHE_DIR
@@ -336,6 +386,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     import corpora
+    from nlp.literature.readers import FORMATS as LITERATURE_FORMATS
     from nlp.pipeline import DEFAULT_MAX_CHARS, PIPELINES, VERSION
 
     parser = argparse.ArgumentParser(prog="notes2fhir", description="Clinical notes in, FHIR R4 records out.")
@@ -408,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(sorted(corpora.REGISTRY))
         + "; with --task assertion: bioscope, chia, phee or a .jsonl case file"
         + "; with --task adr: ade_corpus_v2, phee, tac2017_adr or a .jsonl case file"
-        + "; with --task medication or risk: a .jsonl case file",
+        + "; with --task medication or risk: a .jsonl case file"
+        + "; bc5cdr-cid: chemical-induced disease pairs (literature pipeline)",
     )
     ev.add_argument("--split", default="test")
     ev.add_argument(
@@ -419,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
         "drug -> adverse reaction pairs, medications with attributes, status and allergies, "
         "or the risk-factor profile",
     )
-    ev.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
+    ev.add_argument(
+        "--pipeline", choices=sorted(PIPELINES), help="default: 'default' ('literature' for bc5cdr-cid)"
+    )
     ev.add_argument(
         "--corpus-dir", help=f"the corpus folder (default: ${corpora.ENV_VAR}/<name> or ../shared/corpora)"
     )
@@ -432,6 +486,25 @@ def build_parser() -> argparse.ArgumentParser:
         "a case file: out/eval/<file stem>-<task>.json)",
     )
     ev.set_defaults(func=cmd_evaluate)
+
+    lit = sub.add_parser("literature", help="drug -> adverse-reaction evidence in PubMed abstracts")
+    lit_sub = lit.add_subparsers(dest="what", required=True)
+    summ = lit_sub.add_parser(
+        "summarize", help="read abstracts, write report.html, pairs.csv and summary.json to a folder"
+    )
+    summ.add_argument(
+        "inputs", nargs="+", type=Path, help="PubMed XML, MEDLINE .nbib/.txt, PubTator, JSONL or CSV"
+    )
+    summ.add_argument("-o", "--output", required=True, help="report folder")
+    summ.add_argument(
+        "--input-format",
+        choices=LITERATURE_FORMATS,
+        help="default: by suffix, sniffing the first line",
+    )
+    summ.add_argument("--pipeline", choices=sorted(PIPELINES), default="literature")
+    summ.add_argument("--workers", type=int, default=1, help="worker processes (each loads the pipeline)")
+    summ.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    summ.set_defaults(func=cmd_literature)
 
     train = sub.add_parser("train", help="train a model (see models/README.md)")
     train_sub = train.add_subparsers(dest="what", required=True)

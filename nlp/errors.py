@@ -28,7 +28,8 @@ class InputError(Notes2FhirError):
     Codes: ``empty_text``, ``text_too_long``, ``nul_byte``, ``lone_surrogate``,
     ``invalid_encoding``, ``unreadable_input``, ``malformed_record``, ``invalid_targets``,
     ``invalid_type``, ``unsupported_corpus`` (a corpus without the labels a task scores);
-    a batch run adds ``timeout`` and
+    literature inputs and reports add ``unsupported_format``, ``unsafe_xml`` (a DTD declaring
+    entities), ``duplicate_pmid`` and ``unwritable_output``; a batch run adds ``timeout`` and
     ``worker_crashed`` per note, and ``output_not_empty``, ``resume_mismatch``, ``corrupt_ledger``
     and ``worker_start_failed`` for the run.
     """

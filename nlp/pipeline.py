@@ -29,6 +29,7 @@ from nlp.components import (  # noqa: F401  (registers the factories)
     lexicon,
     linker,
     medication,
+    mesh_linker,
     risk_factors,
     sections,
     sentences,
@@ -65,7 +66,14 @@ PIPELINES: dict[str, tuple[str, ...]] = {
 }
 PIPELINES["default"] = PIPELINES["fast"]
 # abstracts: the NER trained on abstracts, and reported associations count as drug -> reaction evidence
-PIPELINES["literature"] = PIPELINES["accurate"]
+# (+ MeSH ids for chemicals and diseases, the vocabulary abstracts are indexed in)
+PIPELINES["literature"] = (
+    *_FRONT,
+    "clinical_transformer_ner",
+    "clinical_linker",
+    "clinical_mesh_linker",
+    *_BACK,
+)
 # component settings that differ by pipeline: the model pipelines also score drug -> reaction pairs
 # (in notes the pair model's threshold is 0.05, chosen on the dev note cases: the cue gate, the
 # vetoes and assertion keep the precision, the model's validation threshold 0.37 cost recall)
@@ -75,13 +83,17 @@ COMPONENT_CONFIG: dict[str, dict[str, dict[str, Any]]] = {
     "accurate": {"clinical_adr": NOTE_ADR},
 }
 COMPONENT_CONFIG["default"] = COMPONENT_CONFIG["fast"]
-COMPONENT_CONFIG["literature"] = {"clinical_adr": {"model": "adr-minilm", "literature": True}}
+COMPONENT_CONFIG["literature"] = {
+    "clinical_adr": {"model": "adr-minilm", "literature": True},
+    "clinical_mesh_linker": {"find_chemicals": True},
+}
 # components that find mentions; in targets mode the caller's spans replace all of them
 MENTION_PRODUCERS = {
     "clinical_lexicon",
     "clinical_cnn_ner",
     "clinical_transformer_ner",
     "clinical_linker",
+    "clinical_mesh_linker",
     "clinical_allergens",
 }
 
