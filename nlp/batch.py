@@ -55,6 +55,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from nlp.checksums import file_sha256
 from nlp.errors import ConfigError, InputError, Notes2FhirError
 from nlp.fhir import error_outcome, to_fhir
 from nlp.pipeline import DEFAULT_MAX_CHARS, Pipeline, PipelineInfo, load
@@ -625,14 +626,6 @@ def _commit_file(tmp: Path, final: Path) -> None:
     _fsync(final.parent)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def shard_name(index: int, output_format: OutputFormat) -> str:
     """The file name of shard ``index``: ``part-00000.ndjson`` or ``part-00000.parquet``."""
     return f"part-{index:05d}.{output_format}"
@@ -748,7 +741,7 @@ class _ShardWriter:
             "notes": self.notes,
             "succeeded": self.notes - self.failed,
             "failed": self.failed,
-            "sha256": _sha256(final),
+            "sha256": file_sha256(final),
             "input_sha256": self._input_digest.hexdigest(),
             "words": self.words,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
@@ -823,7 +816,7 @@ def _verify_inputs(
 
 def _intact(out_dir: Path, entry: dict[str, Any]) -> bool:
     path = out_dir / entry["file"]
-    if path.is_file() and _sha256(path) == entry["sha256"]:
+    if path.is_file() and file_sha256(path) == entry["sha256"]:
         return True
     log.warning("%s is missing or differs from its ledger entry: it will be written again", entry["file"])
     return False

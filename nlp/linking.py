@@ -44,6 +44,7 @@ from scispacy.linking_utils import Entity, KnowledgeBase
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from nlp import terminology
+from nlp.checksums import file_sha256
 from nlp.terminology import Entry
 
 log = logging.getLogger(__name__)
@@ -346,7 +347,7 @@ def _save(concepts: Sequence[KbConcept], folder: Path) -> None:
         index.saveIndex(paths.ann_index, save_data=False)
         Path(paths.concept_aliases_list).write_text(json.dumps(aliases), "utf-8")
     manifest = {
-        p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
+        p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
     }
     (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1), "utf-8")
 
@@ -354,7 +355,7 @@ def _save(concepts: Sequence[KbConcept], folder: Path) -> None:
 def _read(folder: Path) -> Linker:
     manifest = json.loads((folder / _MANIFEST).read_text("utf-8"))
     for name, digest in manifest.items():
-        if _sha256(folder / name) != digest:
+        if file_sha256(folder / name) != digest:
             raise ValueError(f"{name} does not match its manifest hash")
     data = srsly.read_msgpack(folder / _KB_FILE)
     shards = []
@@ -383,14 +384,6 @@ def _shard_paths(folder: Path, n: int) -> LinkerPaths:
         tfidf_vectors=str(shard / "tfidf_vectors_sparse.npz"),
         concept_aliases_list=str(shard / "concept_aliases.json"),
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _lock = threading.Lock()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -21,6 +23,28 @@ GOLDEN_DIR = Path(__file__).parent / "golden"
 # hand-written miniatures of the corpora in each corpus' own layout (fake ids, a few lines each)
 FIXTURE_CORPORA = Path(__file__).parent / "fixtures" / "corpora"
 FIXED_TIMESTAMP = "2026-01-01T00:00:00+00:00"
+# Debian's chromium for the browser tests; a browser is never downloaded
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+NO_BROWSER = "needs selenium, chromium and chromedriver (apt-get install -y chromium chromium-driver)"
+
+
+def headless_chromium(*arguments: str, logs: tuple[str, ...] = ("browser",)) -> Any:
+    """A Selenium driver for Debian's chromium, headless and sandbox-free, with Selenium Manager off;
+    ``arguments`` are added to the common switches, ``logs`` are the log types kept in full."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
+        options.add_argument(argument)
+    for argument in arguments:
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", dict.fromkeys(logs, "ALL"))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SE_OFFLINE", "true")  # Selenium Manager never runs
+        return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

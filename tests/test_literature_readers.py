@@ -387,7 +387,7 @@ def test_formats_are_the_documented_ones() -> None:
 
 
 def test_every_sample_abstract_is_readable() -> None:
-    items = list(read_abstracts([SAMPLES / "sample_abstracts.xml"]))
+    items = list(read_abstracts([SAMPLES / "synthetic_pubmed.xml"]))
     assert all(isinstance(item, Abstract) for item in items), [i for i in items if isinstance(i, ReadFailure)]
     assert 6 <= len(items) <= 10
     assert all(90000001 <= int(a.pmid) <= 90000099 for a in items)  # the fictitious range
@@ -395,10 +395,10 @@ def test_every_sample_abstract_is_readable() -> None:
 
 
 def test_sample_xml_and_jsonl_agree() -> None:
-    from_xml = list(read_abstracts([SAMPLES / "sample_abstracts.xml"]))
-    from_jsonl = list(read_abstracts([SAMPLES / "sample_abstracts.jsonl"]))
+    from_xml = list(read_abstracts([SAMPLES / "synthetic_pubmed.xml"]))
+    from_jsonl = list(read_abstracts([SAMPLES / "synthetic_pubmed.jsonl"]))
     assert from_xml == from_jsonl
-    lines = (SAMPLES / "sample_abstracts.jsonl").read_text("utf-8").splitlines()
+    lines = (SAMPLES / "synthetic_pubmed.jsonl").read_text("utf-8").splitlines()
     assert [Abstract.from_dict(json.loads(line)) for line in lines] == from_xml
 
 
@@ -423,12 +423,12 @@ def test_sample_xml_and_jsonl_agree() -> None:
 def test_samples_cover_the_cases_the_summary_must_handle(
     what: str, holds: Callable[[Abstract], bool]
 ) -> None:
-    abstracts = list(read_abstracts([SAMPLES / "sample_abstracts.xml"]))
+    abstracts = list(read_abstracts([SAMPLES / "synthetic_pubmed.xml"]))
     assert any(holds(a) for a in abstracts), what
 
 
 def test_reading_both_samples_counts_the_second_copies_as_duplicates() -> None:
-    items = list(read_abstracts([SAMPLES / "sample_abstracts.xml", SAMPLES / "sample_abstracts.jsonl"]))
+    items = list(read_abstracts([SAMPLES / "synthetic_pubmed.xml", SAMPLES / "synthetic_pubmed.jsonl"]))
     half = len(items) // 2
     assert all(isinstance(i, Abstract) for i in items[:half])
     assert [i.code for i in items[half:]] == ["duplicate_pmid"] * half

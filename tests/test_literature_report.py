@@ -14,7 +14,6 @@ import html
 import io
 import json
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -32,10 +31,10 @@ from nlp.literature.model import (
 )
 from nlp.literature.readers import read_abstracts
 from nlp.literature.report import CHART_PAIRS, PAIRS_COLUMNS, render_html, write_report
+from tests.conftest import CHROMEDRIVER, CHROMIUM, NO_BROWSER, headless_chromium
 
 try:
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as ChromeService
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -45,13 +44,11 @@ except ImportError:  # the browser tests skip
 SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples_literature"
 PUBMED = "https://pubmed.ncbi.nlm.nih.gov/"
 PIPELINE = "literature@0.1.0"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 INJECTION = '<script>window.injected = 1</script><img src=x onerror="window.injected = 2">'
 
 
 def sample_abstracts() -> dict[str, Abstract]:
-    return {a.pmid: a for a in read_abstracts([SAMPLES / "sample_abstracts.xml"]) if isinstance(a, Abstract)}
+    return {a.pmid: a for a in read_abstracts([SAMPLES / "synthetic_pubmed.xml"]) if isinstance(a, Abstract)}
 
 
 def evidence(
@@ -406,8 +403,7 @@ def test_chart_shows_the_most_reported_pairs(summary: LiteratureSummary) -> None
 # --- the page in headless Chromium, offline ---
 
 needs_browser = pytest.mark.skipif(
-    webdriver is None or CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs selenium, chromium and chromedriver (apt-get install -y chromium chromium-driver)",
+    webdriver is None or CHROMIUM is None or CHROMEDRIVER is None, reason=NO_BROWSER
 )
 WAIT_SECONDS = 30
 
@@ -427,21 +423,9 @@ def report_url(browser_summary: LiteratureSummary, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-proxy-server",
-        "--window-size=1200,1000",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SE_OFFLINE", "true")  # Selenium Manager never runs
-        chrome = webdriver.Chrome(options=options, service=ChromeService(executable_path=str(CHROMEDRIVER)))
+    chrome = headless_chromium(
+        "--no-proxy-server", "--window-size=1200,1000", logs=("browser", "performance")
+    )
     chrome.execute_cdp_cmd("Network.enable", {})
     chrome.execute_cdp_cmd(
         "Network.emulateNetworkConditions",

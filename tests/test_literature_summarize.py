@@ -225,10 +225,10 @@ def test_concept_names_prefer_mesh_and_drugbank_over_icd_displays() -> None:
 @pytest.mark.slow
 def test_cli_summarizes_the_bundled_samples(tmp_path: Path, capsys) -> None:
     out = tmp_path / "report"
-    assert main(["literature", "summarize", str(SAMPLES / "sample_abstracts.xml"), "-o", str(out), "-q"]) == 0
+    assert main(["literature", "summarize", str(SAMPLES / "synthetic_pubmed.xml"), "-o", str(out), "-q"]) == 0
     assert {p.name for p in out.iterdir()} >= {"report.html", "pairs.csv", "summary.json"}
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["abstracts"] == len(list(read_abstracts([SAMPLES / "sample_abstracts.xml"])))
+    assert summary["abstracts"] == len(list(read_abstracts([SAMPLES / "synthetic_pubmed.xml"])))
     reported = {(p["drug"], p["reaction"]) for p in summary["pairs"] if p["abstracts"]}
     assert ("lisinopril", "angioedema") in reported
     assert "abstracts:" in capsys.readouterr().out

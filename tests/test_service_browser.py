@@ -7,7 +7,6 @@ driver and browser paths are given explicitly and ``SE_OFFLINE`` is set.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import struct
 import threading
@@ -24,7 +23,6 @@ import nlp
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (the [service] extra)")
 
-from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
@@ -32,15 +30,11 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from service.app import create_app  # noqa: E402
 from service.config import Settings  # noqa: E402
+from tests.conftest import CHROMEDRIVER, CHROMIUM, NO_BROWSER, headless_chromium  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason="needs chromium and chromedriver (apt-get install -y chromium chromium-driver)",
-    ),
+    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=NO_BROWSER),
 ]
 WAIT_SECONDS = 30
 WINDOW = (1200, 1000)
@@ -68,22 +62,11 @@ def base_url(pipe: nlp.Pipeline) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
+    chrome = headless_chromium(
         "--force-color-profile=srgb",
         "--force-device-scale-factor=1",
         f"--window-size={WINDOW[0]},{WINDOW[1]}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SE_OFFLINE", "true")
-        chrome = webdriver.Chrome(options=options, service=ChromeService(executable_path=str(CHROMEDRIVER)))
+    )
     yield chrome
     chrome.quit()
 

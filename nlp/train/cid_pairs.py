@@ -69,7 +69,7 @@ def _examples(
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_bytes(pickle.dumps(analyses))
-    per_abstract = []
+    per_abstract: list[list[Candidate]] = []
     for analysis in analyses:
         if analysis.record is None:
             per_abstract.append([])
@@ -108,7 +108,7 @@ def _predicted(model: PairModel, found_sets: list[list[Candidate]], threshold: f
     """The MeSH pairs the model accepts at ``threshold``, per abstract (as ``evaluate bc5cdr-cid``)."""
     predicted = []
     for found in found_sets:
-        probabilities = model.probabilities(found) if found else []
+        probabilities = model.probabilities(found) if found else np.zeros(0)
         predicted.append(
             {
                 (f.drug_key.removeprefix("mesh:"), f.reaction_key.removeprefix("mesh:"))

@@ -110,9 +110,9 @@ def build(
         "terms": {c: dict(sorted(t.items())) for c, t in table.items()},
     }
     (out / GAZETTEER_FILE).write_text(json.dumps(payload, ensure_ascii=False, sort_keys=True) + "\n")
-    counts = {c: len(t) for c, t in table.items()}
-    log.info("wrote %s: %s", out / GAZETTEER_FILE, counts)
-    return counts
+    sizes = {c: len(t) for c, t in table.items()}
+    log.info("wrote %s: %s", out / GAZETTEER_FILE, sizes)
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
