@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+import corpora
 import nlp
 from corpora import SAMPLES_DIR
 
@@ -27,6 +28,14 @@ FIXED_TIMESTAMP = "2026-01-01T00:00:00+00:00"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 NO_BROWSER = "needs selenium, chromium and chromedriver (apt-get install -y chromium chromium-driver)"
+
+
+def real_corpus(name: str) -> Path:
+    """The folder of a public corpus, or skip the test that needs it when it is not installed."""
+    try:
+        return corpora.corpus_path(name)
+    except corpora.CorpusNotFoundError:
+        pytest.skip(f"corpus {name} is not installed")
 
 
 def headless_chromium(*arguments: str, logs: tuple[str, ...] = ("browser",)) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from nlp import batch_benchmark as bb
+from tests.conftest import real_corpus
 
 FIXTURE_MTSAMPLES = Path(__file__).parent / "fixtures" / "corpora" / "mtsamples"
 
@@ -246,8 +247,10 @@ def test_medspacy_baseline(text: str, mention: str, negated: bool) -> None:
 
 @pytest.mark.slow
 def test_small_run_writes_every_figure(tmp_path: Path) -> None:
+    corpus = real_corpus("mtsamples")
     output = tmp_path / "batchbench.json"
     command = [sys.executable, "-m", "nlp.batch_benchmark", "--limit", "10", "--pipeline", "lexicon"]
+    command += ["--corpus-dir", str(corpus)]
     done = subprocess.run(
         [*command, "--skip-spark", "--output", str(output)], capture_output=True, text=True, timeout=600
     )

@@ -20,6 +20,7 @@ import corpora
 from corpora import base, chia
 from corpora.base import ENV_VAR, HOUSE_LABELS, REGISTRY, CorpusFormatError, CorpusNotFoundError, hash_split
 from tests.conftest import FIXTURE_CORPORA as FIXTURES
+from tests.conftest import real_corpus
 
 MY_CORPORA = ("bc5cdr", "ncbi_disease", "chia", "mtsamples", "aci_bench")
 
@@ -37,13 +38,6 @@ def replace_in(path: Path, old: str, new: str) -> None:
 
 def meta(doc: dict[str, Any]) -> dict[str, Any]:
     return json.loads(doc["meta"])
-
-
-def real_corpus(name: str) -> Path:
-    try:
-        return corpora.corpus_path(name)
-    except CorpusNotFoundError:
-        pytest.skip(f"corpus {name} is not installed")
 
 
 # --- the shared base -------------------------------------------------------------------------------

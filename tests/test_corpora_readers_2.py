@@ -20,6 +20,7 @@ import pytest
 import corpora
 from corpora.base import hash_split
 from tests.conftest import FIXTURE_CORPORA as FIXTURES
+from tests.conftest import real_corpus
 
 NAMES = ["ade_corpus_v2", "phee", "bioscope", "tac2017_adr", "ddi_corpus"]
 
@@ -618,11 +619,7 @@ def test_missing_file_names_the_corpus(tmp_path: Path, name: str, missing: str) 
 
 
 def real(name: str) -> Any:
-    try:
-        corpora.corpus_path(name)
-    except corpora.CorpusNotFoundError:
-        pytest.skip(f"{name} is not installed")
-    return corpora.load(name)
+    return corpora.load(name, corpus_dir=real_corpus(name))
 
 
 def count_spans(rows: Any, key: Callable[[dict[str, Any]], str] = lambda s: s["label"]) -> Counter[str]:
