@@ -21,10 +21,12 @@ and its file still has the recorded SHA-256, so ``resume=True`` skips done shard
 rest, and a run killed at any point loses and duplicates nothing. Resuming with other inputs,
 options or another pipeline fingerprint is an error, never a silent mix.
 
-Outputs are a pure function of the notes and the pipeline: the same input and pipeline give
-byte-identical shards (records carry note id, text SHA-256 and pipeline; the fingerprint is in the
-manifest and the Parquet rows). FHIR Bundles are written **without** ``Bundle.timestamp`` (0..1 in
-R4): the time of assembly would be the only varying byte, and a made-up fixed time would be false.
+Outputs are a pure function of the notes, the pipeline and the run's timestamp: the same input and
+pipeline give byte-identical shards (records carry note id, text SHA-256 and pipeline; the
+fingerprint is in the manifest and the Parquet rows). Every Bundle of a run carries the same
+``Bundle.timestamp`` (the mapping contract: processing time), the time the run started, kept in the
+ledger so that a resumed run writes what an uninterrupted one would have; pass ``timestamp`` (``--timestamp``)
+to make separate runs byte-identical too. Records carry no time at all.
 
 Notes are annotated in worker processes (``spawn``) that load the pipeline once and exchange
 records, never Docs. Each note has a deadline: a worker that passes it is killed (SIGKILL) and
@@ -51,6 +53,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -333,38 +336,47 @@ def _json_line(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":")) if _SURROGATE.search(line) else line
 
 
-def to_document(record: NoteRecord, fmt: Format) -> str:
+def to_document(record: NoteRecord, fmt: Format, *, timestamp: str | None = None) -> str:
     """One output document as compact JSON: the record, its FHIR Bundle, or an OperationOutcome.
 
-    Bundles carry no ``timestamp`` (see the module docstring), so the same note and pipeline
-    always give the same bytes.
+    A Bundle gets ``timestamp`` as its ``Bundle.timestamp`` (default: now), so the same note,
+    pipeline and timestamp always give the same bytes.
     """
     if fmt == "record":
         return _json_line(record.model_dump(mode="json", by_alias=True))
     if record.error is not None:
         return _json_line(error_outcome(record))
-    bundle = to_fhir(record)
-    del bundle["timestamp"]
-    return _json_line(bundle)
+    return _json_line(to_fhir(record, timestamp=timestamp))
 
 
-def _failure(note: SourceNote, code: str, message: str, pipeline_id: str, fmt: Format) -> NoteResult:
+@dataclass(frozen=True)
+class DocumentFormat:
+    """How a run writes each record: as itself, or as FHIR with the run's ``Bundle.timestamp``."""
+
+    fmt: Format
+    timestamp: str | None = None
+
+    def render(self, record: NoteRecord) -> str:
+        return to_document(record, self.fmt, timestamp=self.timestamp)
+
+
+def _failure(note: SourceNote, code: str, message: str, pipeline_id: str, fmt: DocumentFormat) -> NoteResult:
     record = error_record(
         note.note_id, code, message, pipeline=pipeline_id, text=note.text, patient_id=note.patient_id
     )
-    return NoteResult(record, to_document(record, fmt), 0)
+    return NoteResult(record, fmt.render(record), 0)
 
 
-def _read_failure(note: SourceNote, pipeline_id: str, fmt: Format) -> NoteResult:
+def _read_failure(note: SourceNote, pipeline_id: str, fmt: DocumentFormat) -> NoteResult:
     assert note.error is not None
     return _failure(note, note.error.code, note.error.message, pipeline_id, fmt)
 
 
-def _annotate_note(pipe: PipelineLike, note: SourceNote, fmt: Format) -> NoteResult:
+def _annotate_note(pipe: PipelineLike, note: SourceNote, fmt: DocumentFormat) -> NoteResult:
     assert note.text is not None
     try:
         record = pipe._annotate_safely({"id": note.note_id, "text": note.text, "patient_id": note.patient_id})
-        return NoteResult(record, to_document(record, fmt), len(note.text.split()) if record.ok else 0)
+        return NoteResult(record, fmt.render(record), len(note.text.split()) if record.ok else 0)
     except Exception as exc:  # a pipeline-like that raises, or a record FHIR cannot map
         log.error("note %s: %s while annotating", note.note_id, type(exc).__name__)
         return _failure(note, "internal_error", f"{type(exc).__name__} while annotating", pipe.id, fmt)
@@ -385,7 +397,7 @@ def _exit_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _worker_main(factory: PipelineFactory, fmt: Format, conn: Connection, parent_pid: int) -> None:
+def _worker_main(factory: PipelineFactory, fmt: DocumentFormat, conn: Connection, parent_pid: int) -> None:
     """A worker process: load the pipeline once, then annotate one note per message until told to stop."""
     _exit_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
@@ -417,7 +429,7 @@ class _Task:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, factory: PipelineFactory, fmt: Format) -> None:
+    def __init__(self, ctx: Any, factory: PipelineFactory, fmt: DocumentFormat) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
             target=_worker_main, args=(factory, fmt, child, os.getpid()), daemon=True, name="notes2fhir-batch"
@@ -451,7 +463,7 @@ _Result = tuple[int, SourceNote, NoteResult]
 class _WorkerPool:
     """Worker processes, each holding one note at a time under a deadline; results in input order."""
 
-    def __init__(self, factory: PipelineFactory, fmt: Format, size: int, timeout: float) -> None:
+    def __init__(self, factory: PipelineFactory, fmt: DocumentFormat, size: int, timeout: float) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._factory, self._fmt, self._timeout = factory, fmt, timeout
         self._window = max(64, 8 * size)  # notes between the oldest unfinished one and the newest sent
@@ -581,7 +593,7 @@ class _WorkerPool:
         self._replace(worker)
 
     @property
-    def _ids(self) -> tuple[str, Format]:
+    def _ids(self) -> tuple[str, DocumentFormat]:
         return self.pipeline_id, self._fmt
 
     def _replace(self, worker: _Worker) -> None:
@@ -594,7 +606,7 @@ class _InProcess:
 
     restarts = 0
 
-    def __init__(self, factory: PipelineFactory, fmt: Format) -> None:
+    def __init__(self, factory: PipelineFactory, fmt: DocumentFormat) -> None:
         self._pipe = factory()
         self._fmt = fmt
         self.pipeline_id, self.fingerprint = self._pipe.id, self._pipe.info.fingerprint
@@ -917,6 +929,7 @@ def run_batch(
     progress: bool = True,
     pipeline_factory: PipelineFactory | None = None,
     on_record: Callable[[NoteRecord], None] | None = None,
+    timestamp: str | None = None,
 ) -> Manifest:
     """Annotate every note in ``paths`` into sharded files in ``out_dir`` (layout: module docstring).
 
@@ -938,6 +951,8 @@ def run_batch(
             (``id``, ``info.fingerprint``, ``_annotate_safely``), loaded in each worker instead of
             ``pipeline`` (``max_chars`` is then the factory's business).
         on_record: called with each record this invocation annotates, in input order.
+        timestamp: ``Bundle.timestamp`` of every Bundle (ISO 8601); default: when the run started
+            (a resumed run keeps its first start). A fixed value makes separate runs byte-identical.
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``).
@@ -967,9 +982,11 @@ def run_batch(
     ledger = out / LEDGER
     previous: dict[str, Any] | None = None
     done: dict[int, dict[str, Any]] = {}
+    run["timestamp"] = timestamp or datetime.now(UTC).isoformat(timespec="seconds")
     if resume and ledger.exists():
         previous, committed = _read_ledger(ledger)
-        _check_resumable(previous, run, _RUN_KEYS)
+        _check_resumable(previous, run, _RUN_KEYS + (("timestamp",) if timestamp else ()))
+        run["timestamp"] = previous.get("timestamp", run["timestamp"])
         done = {shard: entry for shard, entry in committed.items() if _intact(out, entry)}
         _verify_inputs(sources, id_col, text_col, shard_size, done)
     elif not resume:
@@ -980,7 +997,10 @@ def run_batch(
     (out / SHARD_ERRORS_DIR).mkdir(exist_ok=True)
 
     factory = pipeline_factory or functools.partial(_load_pipeline, pipeline, max_chars)
-    annotator = _InProcess(factory, fmt) if workers == 0 else _WorkerPool(factory, fmt, workers, timeout)
+    document = DocumentFormat(fmt, run["timestamp"])
+    annotator = (
+        _InProcess(factory, document) if workers == 0 else _WorkerPool(factory, document, workers, timeout)
+    )
     loaded = time.perf_counter()
     entries = dict(done)
     annotated = 0
@@ -1052,6 +1072,7 @@ def run_batch(
             "id_col": id_col,
             "text_col": text_col,
             "max_chars": max_chars,
+            "timestamp": run["timestamp"],
         },
         inputs=inputs,
         shards=[{k: e[k] for k in ("file", "notes", "succeeded", "failed", "sha256")} for e in shards],

@@ -65,6 +65,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             max_chars=args.max_chars,
             progress=not args.quiet,
             on_record=table_row if args.table else None,
+            timestamp=args.timestamp,
         )
     except Notes2FhirError as exc:  # the run could not proceed: exit code 1, as a FAILED run
         print(f"notes2fhir: error [{exc.code}]: {exc.message}", file=sys.stderr)
@@ -424,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ann.add_argument("--id-col", default="id", help="id field/column of JSONL, CSV and Parquet inputs")
     ann.add_argument("--text-col", default="text", help="text field/column of JSONL, CSV and Parquet inputs")
+    ann.add_argument(
+        "--timestamp",
+        help="Bundle.timestamp of every Bundle (ISO 8601; default: when the run started); "
+        "a fixed value makes separate runs byte-identical",
+    )
     ann.add_argument(
         "--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="per-note limit (never truncated)"
     )

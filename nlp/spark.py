@@ -36,6 +36,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -157,6 +158,7 @@ class SparkAnnotator:
     Attributes:
         pipeline: the pipeline name.
         fmt: ``record`` or ``fhir`` (what ``document`` holds).
+        timestamp: ``Bundle.timestamp`` of every Bundle (fixed on the driver for the whole job).
         max_chars: the per-note limit.
         timeout: seconds per note (``None``: no limit).
         text_is_utf8: the ``text`` column holds UTF-8 bytes of a Spark string column (else the
@@ -165,6 +167,7 @@ class SparkAnnotator:
 
     pipeline: str = "default"
     fmt: Format = "record"
+    timestamp: str | None = None
     max_chars: int = DEFAULT_MAX_CHARS
     timeout: float | None = 60.0
     text_is_utf8: bool = True
@@ -227,7 +230,7 @@ class SparkAnnotator:
     def row(self, pipe: Pipeline, record: NoteRecord) -> tuple[Any, ...]:
         """One output row, in :data:`OUTPUT_COLUMNS` order (the document as :func:`nlp.batch.to_document`)."""
         try:
-            document = to_document(record, self.fmt)
+            document = to_document(record, self.fmt, timestamp=self.timestamp)
         except Exception as exc:  # a record the FHIR mapping cannot take fails alone, like a crash
             log.error(
                 "note %s: %s while writing its %s document", record.note_id, type(exc).__name__, self.fmt
@@ -239,7 +242,7 @@ class SparkAnnotator:
                 pipeline=record.pipeline,
                 patient_id=record.patient_id,
             ).model_copy(update={"text_sha256": record.text_sha256, "text_length": record.text_length})
-            document = to_document(record, self.fmt)
+            document = to_document(record, self.fmt, timestamp=self.timestamp)
         return (
             record.note_id,
             record.text_sha256,
@@ -262,6 +265,7 @@ def annotate(
     fmt: Literal["record", "fhir"] = "record",
     max_chars: int = DEFAULT_MAX_CHARS,
     timeout: float | None = 60.0,
+    timestamp: str | None = None,
 ) -> pyspark.sql.DataFrame:
     """Annotate every note of a Spark DataFrame; one output row per input row.
 
@@ -273,9 +277,11 @@ def annotate(
         patient_col: an optional patient id column, carried into the record and the FHIR ``subject``.
         pipeline: the pipeline name (``default``, ``fast``, ``accurate``, ``lexicon`` ...).
         fmt: what ``document`` holds: ``record`` (the NoteRecord JSON) or ``fhir`` (the Bundle, or an
-            OperationOutcome for an error row; without ``Bundle.timestamp``, so output is reproducible).
+            OperationOutcome for an error row).
         max_chars: per-note limit; longer notes are ``text_too_long`` error rows.
         timeout: seconds per note before it becomes a ``timeout`` error row (``None``: no limit).
+        timestamp: ``Bundle.timestamp`` of every Bundle (ISO 8601; default: now, once for the whole
+            job, as the batch runner does); a fixed value makes separate jobs byte-identical.
 
     Returns:
         A DataFrame with :data:`OUTPUT_SCHEMA`: ``note_id``, ``text_sha256``, ``pipeline``,
@@ -307,6 +313,11 @@ def annotate(
     if patient_col is not None:
         columns.append(df[patient_col].cast("string").cast("binary").alias("patient_id"))
     annotator = SparkAnnotator(
-        pipeline=pipeline, fmt=fmt, max_chars=max_chars, timeout=timeout, text_is_utf8=text_is_utf8
+        pipeline=pipeline,
+        fmt=fmt,
+        timestamp=timestamp or datetime.now(UTC).isoformat(timespec="seconds"),
+        max_chars=max_chars,
+        timeout=timeout,
+        text_is_utf8=text_is_utf8,
     )
     return df.select(*columns).mapInPandas(annotator, OUTPUT_SCHEMA)

@@ -18,6 +18,7 @@ from nlp.batch import LEDGER, PARQUET_COLUMNS, read_notes, run_batch
 from nlp.errors import InputError, ModelNotFoundError, Notes2FhirError
 from nlp.pipeline import Pipeline, load
 from nlp.records import NoteRecord, text_hash
+from tests.conftest import FIXED_TIMESTAMP
 
 REPO = Path(__file__).resolve().parent.parent
 POISON_RAISE, POISON_HANG, POISON_EXIT, POISON_KILL = (
@@ -238,7 +239,7 @@ def _interrupt_after(n: int):
 def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path: Path, fmt: str, output_format: str) -> None:
     notes = _notes(40) + [{"id": "empty", "text": ""}, {"id": "no-text"}]
     source = _write_jsonl(tmp_path / "notes.jsonl", notes)
-    options = {"fmt": fmt, "output_format": output_format, "shard_size": 6}
+    options = {"fmt": fmt, "output_format": output_format, "shard_size": 6, "timestamp": FIXED_TIMESTAMP}
     whole = _run([source], tmp_path / "whole", **options)
     _run([source], tmp_path / "again", **options)
     assert _files(tmp_path / "whole") == _files(tmp_path / "again")  # deterministic
@@ -272,12 +273,21 @@ def test_parquet_rows(tmp_path: Path) -> None:
         assert (record["note_id"], record["text_sha256"]) == (row["note_id"], row["text_sha256"])
 
 
-def test_fhir_bundles_have_no_run_time(tmp_path: Path) -> None:
-    source = _write_jsonl(tmp_path / "notes.jsonl", _notes(2))
-    _run([source], tmp_path / "out")
-    bundles = _lines(tmp_path / "out" / "part-00000.ndjson")
-    assert [b["resourceType"] for b in bundles] == ["Bundle", "Bundle"]
-    assert all("timestamp" not in b for b in bundles)
+def test_every_bundle_of_a_run_has_the_run_start_time_and_a_resume_keeps_it(tmp_path: Path) -> None:
+    source = _write_jsonl(tmp_path / "notes.jsonl", _notes(12))
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        _run([source], out, shard_size=4, on_record=_interrupt_after(6))
+    first = {b["timestamp"] for b in _lines(out / "part-00000.ndjson")}
+    manifest = _run([source], out, shard_size=4, resume=True)
+    stamps = {b["timestamp"] for shard in sorted(out.glob("part-*")) for b in _lines(shard)}
+    assert stamps == first == {manifest.options["timestamp"]}  # the mapping contract: processing time
+    with pytest.raises(InputError) as changed:
+        _run([source], out, shard_size=4, resume=True, timestamp=FIXED_TIMESTAMP)
+    assert changed.value.code == "resume_mismatch"
+    fixed = _run([source], tmp_path / "fixed", timestamp=FIXED_TIMESTAMP)
+    assert {b["timestamp"] for b in _lines(tmp_path / "fixed" / "part-00000.ndjson")} == {FIXED_TIMESTAMP}
+    assert fixed.options["timestamp"] == FIXED_TIMESTAMP
 
 
 def test_resume_redoes_a_damaged_shard_and_drops_a_torn_ledger_line(tmp_path: Path) -> None:
@@ -409,6 +419,7 @@ def test_killing_the_cli_mid_run_then_resuming_gives_the_same_bytes(tmp_path: Pa
     source = _write_jsonl(tmp_path / "notes.jsonl", _notes(1200) + [{"id": "bad"}])
     out, whole = tmp_path / "out", tmp_path / "whole"
     args = ["annotate", str(source), "--pipeline", "lexicon", "--shard-size", "50", "-q"]
+    args += ["--timestamp", FIXED_TIMESTAMP]
     cli = subprocess.Popen([sys.executable, "-m", "nlp.cli", *args, "-o", str(out)], cwd=REPO)
     try:
         deadline = time.monotonic() + 120

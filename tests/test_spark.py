@@ -22,6 +22,7 @@ from nlp.fhir import to_fhir, validate
 from nlp.pipeline import DEFAULT_MAX_CHARS, Pipeline
 from nlp.records import NoteRecord
 from nlp.spark import OUTPUT_SCHEMA, SparkAnnotator, annotate, worker_pipeline
+from tests.conftest import FIXED_TIMESTAMP
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -202,15 +203,18 @@ def test_pipeline_loaded_once_per_worker_process(spark, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_fhir_format_is_valid_and_reproducible(spark, lexicon: Pipeline) -> None:
     frame = notes_frame(spark, [*NOTES, ("empty", " ", None)])
-    first = by_id(annotate(frame, pipeline="lexicon", fmt="fhir"))
-    second = by_id(annotate(frame, pipeline="lexicon", fmt="fhir"))
+    first = by_id(annotate(frame, pipeline="lexicon", fmt="fhir", timestamp=FIXED_TIMESTAMP))
+    second = by_id(annotate(frame, pipeline="lexicon", fmt="fhir", timestamp=FIXED_TIMESTAMP))
     assert first == second
     for note_id, text, _ in NOTES:
         bundle = json.loads(first[note_id]["document"])
-        expected = to_fhir(lexicon.annotate(text, note_id=note_id))
-        assert bundle == {key: value for key, value in expected.items() if key != "timestamp"}
-        assert bundle["resourceType"] == "Bundle" and "timestamp" not in bundle
+        assert bundle == to_fhir(lexicon.annotate(text, note_id=note_id), timestamp=FIXED_TIMESTAMP)
         validate(bundle)
+    stamps = {
+        json.loads(row["document"]).get("timestamp")
+        for row in by_id(annotate(frame, fmt="fhir", pipeline="lexicon")).values()
+    }
+    assert len(stamps - {None}) == 1  # one processing time for the whole job (None: the error row)
     outcome = json.loads(first["empty"]["document"])
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["details"]["text"] == "empty_text"
@@ -300,10 +304,10 @@ def test_crash_inside_the_pipeline_is_an_error_row(
 def test_document_failure_is_an_error_row(monkeypatch: pytest.MonkeyPatch) -> None:
     real = nlp_spark.to_document
 
-    def fail_on_annotated(record: NoteRecord, fmt: str) -> str:
+    def fail_on_annotated(record: NoteRecord, fmt: str, *, timestamp: str | None = None) -> str:
         if record.ok:
             raise KeyError("m7")
-        return real(record, fmt)
+        return real(record, fmt, timestamp=timestamp)
 
     monkeypatch.setattr(nlp_spark, "to_document", fail_on_annotated)
     (out,) = SparkAnnotator(pipeline="lexicon", fmt="fhir")(iter([batch(("a", "Has HTN."))]))
