@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import gzip
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from hypothesis import settings
 import corpora
 import nlp
 from corpora import SAMPLES_DIR
+from tests.corpus_miniatures import MINIATURES
 
 # CI explores the same examples on every run; developers get fresh random ones
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -21,8 +25,24 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-# hand-written miniatures of the corpora in each corpus' own layout (fake ids, a few lines each)
-FIXTURE_CORPORA = Path(__file__).parent / "fixtures" / "corpora"
+
+
+def _fixture_corpora() -> Path:
+    """Hand-written miniatures of the corpora in each corpus' own layout (fake ids, a few lines each):
+    ``tests/fixtures/corpora`` and :data:`tests.corpus_miniatures.MINIATURES`, written to one
+    temporary folder for the session."""
+    folder = Path(tempfile.mkdtemp(prefix="notes2fhir-corpora-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    shutil.copytree(Path(__file__).parent / "fixtures" / "corpora", folder, dirs_exist_ok=True)
+    for name, lines in MINIATURES.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = "\n".join(lines).encode("utf-8")
+        path.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
+    return folder
+
+
+FIXTURE_CORPORA = _fixture_corpora()
 FIXED_TIMESTAMP = "2026-01-01T00:00:00+00:00"
 # Debian's chromium for the browser tests; a browser is never downloaded
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from nlp import batch_benchmark as bb
-from tests.conftest import real_corpus
+from tests.conftest import FIXTURE_CORPORA, real_corpus
 
-FIXTURE_MTSAMPLES = Path(__file__).parent / "fixtures" / "corpora" / "mtsamples"
+FIXTURE_MTSAMPLES = FIXTURE_CORPORA / "mtsamples"
 
 
 @pytest.mark.parametrize(
