@@ -122,6 +122,13 @@ def default_note_id(text: str) -> str:
     return "note-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
+def pipeline_id(name: str, version: str = VERSION) -> str:
+    """The id a pipeline puts in every record (``notes2fhir-fast@0.1.0``), known without loading it."""
+    if name not in PIPELINES:
+        raise ModelNotFoundError(f"unknown pipeline {name!r}; available: {sorted(PIPELINES)}")
+    return f"notes2fhir-{name}@{version}"
+
+
 @dataclass(frozen=True)
 class PipelineInfo:
     name: str
@@ -134,7 +141,7 @@ class PipelineInfo:
 
     @property
     def id(self) -> str:
-        return f"notes2fhir-{self.name}@{self.version}"
+        return pipeline_id(self.name, self.version)
 
 
 class Pipeline:

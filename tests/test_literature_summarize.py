@@ -272,3 +272,12 @@ def test_benchmark_times_the_command_path() -> None:
     report = run(5, workers=1)
     assert (report["abstracts"], report["failed"], report["workers"]) == (5, 0, 1)
     assert report["seconds"] > 0 and report["time_vs_tokenizer"] > 1
+
+
+@pytest.mark.skipif(not HAS_BC5CDR, reason="BC5CDR is not in ../shared/corpora")
+def test_gazetteer_coverage_of_the_test_split() -> None:
+    from nlp.train.mesh_gazetteer import coverage
+
+    found = coverage(resolve_model_dir("mesh-cdr"), "test")
+    assert found["chemical"] == {"right": 3864, "wrong": 84, "unnamed": 1395}  # the model card's figures
+    assert found["disease"] == {"right": 3370, "wrong": 65, "unnamed": 865}

@@ -24,10 +24,9 @@ import numpy as np
 from nlp.components.mesh_linker import GAZETTEER_FILE, MeshGazetteer, mesh_key
 from nlp.errors import ModelNotFoundError
 from nlp.models import resolve_model_dir
-from nlp.records import Mention, NoteRecord
+from nlp.records import MEDICATION_LABELS, Mention, NoteRecord
 
 MODEL_FILE = "model.json"
-DRUG_LABELS = frozenset({"DRUG", "DRUG_CLASS"})
 FEATURES = (
     "relation_rule",
     "relation_model",
@@ -128,7 +127,7 @@ def candidates(
     by_concept: dict[str, list[Mention]] = defaultdict(list)
     kinds: dict[str, str] = {}
     for m in record.mentions:
-        if m.label in DRUG_LABELS and m.assertion != "absent":
+        if m.label in MEDICATION_LABELS and m.assertion != "absent":
             kinds.setdefault(concept_key(m), "drug")
         elif m.label == "PROBLEM" and m.subject == "patient":
             kinds.setdefault(concept_key(m), "reaction")

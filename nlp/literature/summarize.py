@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from nlp.components.adr import RELATION
-from nlp.errors import InputError, ModelNotFoundError
+from nlp.errors import InputError
 from nlp.literature.model import (
     Abstract,
     AbstractSummary,
@@ -34,13 +34,12 @@ from nlp.literature.model import (
 )
 from nlp.literature.pairs import PairModel, concept, load_pair_model
 from nlp.literature.readers import ReadFailure
-from nlp.pipeline import PIPELINES, VERSION, Pipeline, load
-from nlp.records import Mention, NoteRecord, doc_to_record
+from nlp.pipeline import Pipeline, load, pipeline_id
+from nlp.records import MEDICATION_LABELS, Mention, NoteRecord, doc_to_record
 
 log = logging.getLogger(__name__)
 
 PIPELINE = "literature"
-DRUG_LABELS = frozenset({"DRUG", "DRUG_CLASS"})
 SPECULATIVE = frozenset({"possible", "hypothetical"})
 PAIR_MODEL = "cid-pairs"
 SUMMARY_SENTENCES = 3
@@ -216,7 +215,7 @@ def _sentence_statements(
     for sent_start, sent_end in sentences:
         inside = [m for m in record.mentions if sent_start <= m.start < sent_end and m.subject == "patient"]
         # the drug itself may read as negated ("no angioedema was seen with lisinopril")
-        for drug in (m for m in inside if m.label in DRUG_LABELS):
+        for drug in (m for m in inside if m.label in MEDICATION_LABELS):
             for reaction in (m for m in inside if m.label == "PROBLEM" and m.assertion == "absent"):
                 if (drug.start, reaction.start) not in paired:
                     statements.append(
@@ -397,10 +396,3 @@ def summarize(
         failed=tuple(f.as_tuple() for f in unreadable) + summary.failed,
         seconds=round(time.perf_counter() - started, 2),
     )
-
-
-def pipeline_id(name: str) -> str:
-    """The id a named pipeline reports (``notes2fhir-literature@0.1.0``) without loading it."""
-    if name not in PIPELINES:
-        raise ModelNotFoundError(f"unknown pipeline {name!r}; available: {sorted(PIPELINES)}")
-    return f"notes2fhir-{name}@{VERSION}"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import corpora
 from corpora.base import DEFAULT_ROOT
-from nlp.components.mesh_linker import GAZETTEER_FILE, mesh_key
+from nlp.components.mesh_linker import GAZETTEER_FILE, MeshGazetteer, mesh_key
 
 log = logging.getLogger(__name__)
 DISMANET_DIR = DEFAULT_ROOT.parent / "vocab" / "dismanet_disease_vocab"
@@ -115,6 +115,22 @@ def build(
     return sizes
 
 
+def coverage(folder: Path, split: str = "test", corpus_dir: Path | None = None) -> dict[str, dict[str, int]]:
+    """How the gazetteer in ``folder`` names the gold mentions of a BC5CDR split (text lookup alone,
+    no abbreviation long forms): per category, mentions named ``right``, ``wrong`` or ``unnamed``."""
+    gazetteer = MeshGazetteer(folder)
+    counts: dict[str, Counter[str]] = {"chemical": Counter(), "disease": Counter()}
+    for row in corpora.load("bc5cdr", split=split, corpus_dir=corpus_dir):
+        for span in row["spans"]:
+            category = CATEGORIES.get(span["label"])
+            if category is None or len(span["ids"]) != 1:
+                continue
+            found = gazetteer.lookup(span["text"], category)
+            gold = span["ids"][0].removeprefix("MESH:")
+            counts[category]["unnamed" if found is None else "right" if found == gold else "wrong"] += 1
+    return {c: {k: n[k] for k in ("right", "wrong", "unnamed")} for c, n in counts.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nlp.train.mesh_gazetteer", description=__doc__)
     parser.add_argument("--out", default="models/mesh-cdr", help="model folder to write")
@@ -125,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--corpus-dir", type=Path, default=None, help="the BC5CDR folder (default: shared)")
     parser.add_argument("--dismanet-dir", type=Path, default=DISMANET_DIR)
+    parser.add_argument(
+        "--coverage", metavar="SPLIT", help="do not build: score the gazetteer in --out on a BC5CDR split"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.coverage:
+        print(json.dumps(coverage(Path(args.out), args.coverage, args.corpus_dir)))
+        return 0
     print(
         json.dumps(
             build(
