@@ -386,7 +386,7 @@ def _load_pipeline(name: str, max_chars: int) -> Pipeline:
     return load(name, max_chars=max_chars).warm_up()
 
 
-def _exit_with_parent(parent_pid: int) -> None:
+def exit_with_parent(parent_pid: int) -> None:
     """Have the kernel SIGKILL this worker when the runner dies (Linux), so no worker is orphaned."""
     if sys.platform.startswith("linux"):
         import ctypes
@@ -399,7 +399,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 def _worker_main(factory: PipelineFactory, fmt: DocumentFormat, conn: Connection, parent_pid: int) -> None:
     """A worker process: load the pipeline once, then annotate one note per message until told to stop."""
-    _exit_with_parent(parent_pid)
+    exit_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
     try:
         pipe = factory()
@@ -450,7 +450,8 @@ class _Worker:
         self.conn.close()
 
 
-def _describe_exit(exitcode: int | None) -> str:
+def describe_exit(exitcode: int | None) -> str:
+    """How a process ended, for messages: ``signal SIGKILL`` or ``exit code 1``."""
     if exitcode is not None and exitcode < 0:
         with contextlib.suppress(ValueError):
             return f"signal {signal.Signals(-exitcode).name}"
@@ -565,7 +566,7 @@ class _WorkerPool:
 
     def _lost(self, worker: _Worker, done: dict[int, _Result]) -> None:
         worker.stop(kill=True)
-        how = _describe_exit(worker.process.exitcode)
+        how = describe_exit(worker.process.exitcode)
         if not worker.ready:
             raise ConfigError(
                 f"a worker process died while loading the pipeline ({how})", code="worker_start_failed"

@@ -98,20 +98,20 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the HTTP service (``service.app``) with uvicorn; the settings reach every worker process
-    through the ``NOTES2FHIR_*`` environment (see ``service.config``)."""
+    """Run the HTTP service (``service.app``): one uvicorn process answering HTTP and ``--workers``
+    pipeline processes behind it; settings travel in the ``NOTES2FHIR_*`` environment (``service.config``)."""
     try:
         import uvicorn
     except ImportError as exc:
         raise ConfigError("the service needs its extra: pip install 'notes2fhir[service]'") from exc
     os.environ["NOTES2FHIR_PIPELINE"] = args.pipeline
     os.environ["NOTES2FHIR_MAX_CHARS"] = str(args.max_chars)
+    os.environ["NOTES2FHIR_WORKERS"] = str(args.workers)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
-        workers=args.workers,
         log_level="info" if args.verbose else "warning",
     )
     return 0
@@ -441,7 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
-        "--workers", type=int, default=1, help="worker processes (each loads the pipeline once)"
+        "--workers",
+        type=int,
+        default=1,
+        help="pipeline processes behind one queue, each loading the pipeline once; a note past the "
+        "deadline is killed with its process (0: the pipeline runs in the server process)",
     )
     serve.add_argument("--pipeline", choices=sorted(PIPELINES), default="default")
     serve.add_argument(

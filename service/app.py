@@ -4,6 +4,7 @@ Run it with ``notes2fhir serve`` or ``uvicorn --factory service.app:create_app``
 come from :class:`service.config.Settings` (``NOTES2FHIR_*`` variables).
 """
 
+import gc
 import json
 import logging
 import secrets
@@ -30,10 +31,12 @@ from service.errors import (
     NotReady,
     Overloaded,
     Unauthorized,
+    WorkerCrashed,
     install_error_handlers,
 )
 from service.metrics import ServiceMetrics
 from service.middleware import REQUEST_ID_HEADER, BodySizeLimit, RequestObserver, request_id
+from service.pool import Loader, PipelineProcesses, PipelineSpec
 from service.schemas import (
     BatchIn,
     BatchResponse,
@@ -92,9 +95,17 @@ class AnnotationPipeline(Protocol):
 PipelineFactory = Callable[[Settings], AnnotationPipeline]
 
 
+def serve_pipeline(loader: Loader, settings: Settings) -> AnnotationPipeline:
+    """``loader()`` in this process (``settings.workers == 0``) or in ``settings.workers`` processes
+    behind one queue, each note killable at the deadline."""
+    if settings.workers == 0:
+        return loader()
+    return PipelineProcesses(loader, settings.workers, timeout=settings.deadline_seconds)
+
+
 def load_pipeline(settings: Settings) -> AnnotationPipeline:
-    """The default factory: load the configured pipeline and its lazy resources."""
-    return nlp.load(settings.pipeline, max_chars=settings.max_chars).warm_up()
+    """The default factory: the configured pipeline, warmed up, served as ``settings.workers`` says."""
+    return serve_pipeline(PipelineSpec(settings.pipeline, settings.max_chars), settings)
 
 
 class Deadline:
@@ -117,13 +128,14 @@ class ServiceState:
         self.settings = settings
         self.metrics = metrics
         self.pipeline: AnnotationPipeline | None = None
-        self._slots = threading.Semaphore(settings.max_in_flight)
+        self.slots = settings.max_in_flight * max(1, settings.workers)
+        self._slots = threading.Semaphore(self.slots)
 
     @contextmanager
     def annotation_slot(self) -> Iterator[Deadline]:
-        """Hold one of ``max_in_flight`` slots, or raise :class:`Overloaded` at once (never queue)."""
+        """Hold one of the ``max_in_flight`` × processes slots, or raise :class:`Overloaded` at once."""
         if not self._slots.acquire(blocking=False):
-            raise Overloaded(f"all {self.settings.max_in_flight} annotation slots are busy; retry shortly")
+            raise Overloaded(f"all {self.slots} annotation slots are busy; retry shortly")
         self.metrics.in_flight.inc()
         try:
             yield Deadline(self.settings.deadline_seconds)
@@ -139,7 +151,7 @@ class ServiceState:
             record = pipe.annotate(
                 note.text, note_id=note.id, patient_id=note.patient_id, targets=note.targets
             )
-        except InputError as exc:
+        except (InputError, WorkerCrashed) as exc:
             self._note_failed(exc.code, note.text)
             raise
         self.metrics.notes_annotated.inc()
@@ -153,8 +165,10 @@ class ServiceState:
         """One note's batch entry; a failing note becomes an ``error`` entry and never stops the batch."""
         try:
             kind, payload = self.annotate(pipe, note, output_format)
-        except InputError as exc:
+        except (InputError, WorkerCrashed) as exc:
             return {"id": note.id, "error": {"code": exc.code, "message": exc.message}}
+        except DeadlineExceeded:
+            raise
         except Exception as exc:
             log.error("request %s: %s while annotating a batch note", request_id.get(), type(exc).__name__)
             self._note_failed("internal_error", note.text)
@@ -296,6 +310,7 @@ def info(pipe: PipelineDep, state: StateDep) -> InfoResponse:
             max_chars=settings.max_chars,
             max_batch=settings.max_batch,
             max_body_bytes=settings.max_body_bytes,
+            workers=settings.workers,
             max_in_flight=settings.max_in_flight,
             deadline_seconds=settings.deadline_seconds,
         ),
@@ -342,10 +357,21 @@ def create_app(settings: Settings | None = None, pipeline_factory: PipelineFacto
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        state.pipeline = factory(settings)
-        log.info("pipeline %s ready in %.1fs", state.pipeline.id, time.perf_counter() - started)
-        yield
-        state.pipeline = None
+        pipe = factory(settings)
+        if isinstance(pipe, PipelineProcesses):
+            state.metrics.watch_processes(pipe)
+        state.pipeline = pipe
+        # what start-up loaded lives as long as the app: keep the collector from walking it again
+        gc.collect()
+        gc.freeze()
+        log.info("pipeline %s ready in %.1fs", pipe.id, time.perf_counter() - started)
+        try:
+            yield
+        finally:
+            state.pipeline = None
+            gc.unfreeze()
+            if isinstance(pipe, PipelineProcesses):
+                pipe.close()
 
     app = FastAPI(
         title="notes2fhir",

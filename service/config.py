@@ -25,7 +25,14 @@ class Settings(BaseSettings):
     )
     max_batch: int = Field(default=25, ge=1, description="notes per batch request")
     max_body_bytes: int = Field(default=1_048_576, ge=1, description="request body limit (413 above it)")
-    max_in_flight: int = Field(default=4, ge=0, description="annotation requests run at once; more get 503")
+    workers: int = Field(
+        default=0, ge=0, description="pipeline processes behind one queue; 0: the pipeline runs in the server"
+    )
+    max_in_flight: int = Field(
+        default=4,
+        ge=0,
+        description="annotation requests at once per pipeline process (running or queued); more get 503",
+    )
     deadline_seconds: float = Field(
         default=30.0, gt=0, description="a request over it gets 503 deadline_exceeded"
     )

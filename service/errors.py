@@ -49,6 +49,12 @@ class DeadlineExceeded(ServiceError):
     code = "deadline_exceeded"
 
 
+class WorkerCrashed(ServiceError):
+    """The pipeline process died while annotating the note (it is replaced; other notes go on)."""
+
+    code = "worker_crashed"
+
+
 class NotReady(ServiceError):
     """The pipeline is not loaded (yet)."""
 
@@ -64,6 +70,7 @@ HTTP_STATUS: dict[type[Notes2FhirError], int] = {
     Overloaded: 503,
     DeadlineExceeded: 503,
     NotReady: 503,
+    WorkerCrashed: 500,
 }
 # codes for the framework's own HTTP errors (routing, unreadable bodies); others are http_error
 HTTP_ERROR_CODES: dict[int, str] = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}
@@ -100,7 +107,7 @@ def validation_summary(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _coded_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Notes2FhirError)
     status = status_for(exc)
-    if status == 500:
+    if not any(cls in HTTP_STATUS for cls in type(exc).__mro__):
         log.error("unmapped %s (code %s)", type(exc).__name__, exc.code)
         return error_response(500, "internal_error", INTERNAL_ERROR_MESSAGE)
     retry_after = getattr(exc, "retry_after", None)

@@ -42,7 +42,7 @@ ANNOTATE_PATH = "/v1/annotate?format=record"
 READY_PATH = "/health/ready"
 LIVE_PATH = "/health/live"
 DEFAULT_APP_FACTORY = "service.app:create_app"
-# uvicorn logs this once per worker when its lifespan (the pipeline load) has finished
+# uvicorn logs this when its lifespan (the pipeline processes' load) has finished
 STARTUP_COMPLETE = "Application startup complete"
 NOTE_WORDS = 400
 HOST = "127.0.0.1"
@@ -174,7 +174,7 @@ class ServiceProcess:
     """A uvicorn server in its own process group, started on a free port and stopped on exit.
 
     Args:
-        workers: uvicorn worker processes.
+        workers: pipeline processes (``NOTES2FHIR_WORKERS``) behind the one uvicorn process.
         env: extra environment (``NOTES2FHIR_*`` settings) for the server.
         app_factory: ``module:function`` building the app (tests pass a fake-pipeline factory).
         ready_timeout: seconds to wait until every worker has loaded the pipeline.
@@ -191,7 +191,7 @@ class ServiceProcess:
         log_dir: Path | None = None,
     ) -> None:
         self.workers = workers
-        self.env = dict(env)
+        self.env = {**env, "NOTES2FHIR_WORKERS": str(workers)}
         self.app_factory = app_factory
         self.ready_timeout = ready_timeout
         self.port = free_port()
@@ -238,8 +238,6 @@ class ServiceProcess:
             HOST,
             "--port",
             str(self.port),
-            "--workers",
-            str(self.workers),
             "--no-access-log",
             "--log-level",
             "info",
@@ -261,7 +259,7 @@ class ServiceProcess:
                     raise BenchmarkError(
                         f"the server exited with {self._process.returncode}: {self.log_tail()}"
                     )
-                if self._startups_logged() >= self.workers and self._answers_ready(client):
+                if self._startups_logged() >= 1 and self._answers_ready(client):
                     self.ready_seconds = round(time.perf_counter() - started, 1)
                     log.info("server on port %d ready in %.1fs", self.port, self.ready_seconds)
                     return
@@ -269,9 +267,7 @@ class ServiceProcess:
         raise BenchmarkError(f"the server was not ready within {self.ready_timeout:g}s: {self.log_tail()}")
 
     def worker_pids(self) -> list[int]:
-        """The processes that serve requests: the spawned workers, or uvicorn itself with one worker."""
-        if self.workers == 1:
-            return [self.pid]
+        """The pipeline processes (spawned children of the uvicorn process)."""
         return [pid for pid in child_pids(self.pid) if "spawn_main" in command_line(pid)]
 
     def stop(self) -> None:

@@ -1,5 +1,7 @@
 """Prometheus metrics of one app. Labels are routes, methods, statuses and error codes: never note data."""
 
+from typing import Protocol
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -10,6 +12,15 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ProcessPool(Protocol):
+    """What the metrics read from :class:`service.pool.PipelineProcesses`."""
+
+    @property
+    def live(self) -> int: ...
+    @property
+    def restarts(self) -> int: ...
 
 
 class ServiceMetrics:
@@ -44,6 +55,17 @@ class ServiceMetrics:
         self.in_flight = Gauge(
             "notes2fhir_annotations_in_flight", "annotation requests running now", registry=self.registry
         )
+
+    def watch_processes(self, pool: ProcessPool) -> None:
+        """Report the pipeline processes alive and how often one was replaced (timeouts, crashes)."""
+        Gauge(
+            "notes2fhir_pipeline_processes", "pipeline processes loaded or loading", registry=self.registry
+        ).set_function(lambda: pool.live)
+        Gauge(
+            "notes2fhir_pipeline_process_restarts",
+            "pipeline processes replaced after a timeout or a crash",
+            registry=self.registry,
+        ).set_function(lambda: pool.restarts)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -133,7 +133,8 @@ class Limits(BaseModel):
     max_chars: int
     max_batch: int
     max_body_bytes: int
-    max_in_flight: int
+    workers: int = Field(description="pipeline processes (0: the pipeline runs in the server process)")
+    max_in_flight: int = Field(description="annotation requests at once per pipeline process")
     deadline_seconds: float
 
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from nlp.pipeline import PipelineInfo, validate_text
 from nlp.records import NoteRecord, text_hash
 from service import loadbench
-from service.app import create_app
+from service.app import create_app, serve_pipeline
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,9 @@ class SleepingPipeline:
 
 def create_fake_app() -> FastAPI:
     """The service on :class:`SleepingPipeline`, settings from the environment (uvicorn's factory)."""
-    return create_app(Settings(), pipeline_factory=lambda settings: SleepingPipeline())
+    return create_app(
+        Settings(), pipeline_factory=lambda settings: serve_pipeline(SleepingPipeline, settings)
+    )
 
 
 @pytest.fixture
@@ -218,7 +220,7 @@ def test_report_targets_and_table(serve_in_thread: Any) -> None:
 
 
 def test_service_process_starts_workers_samples_memory_and_stops(tmp_path: Path) -> None:
-    env = {"PYTHONPATH": str(ROOT), "NOTES2FHIR_MAX_IN_FLIGHT": "8"}
+    env = {"PYTHONPATH": str(ROOT), "NOTES2FHIR_MAX_IN_FLIGHT": "8"}  # two pipeline processes
     with loadbench.ServiceProcess(
         2, env, app_factory=FAKE_APP_FACTORY, ready_timeout=60, log_dir=tmp_path
     ) as service:

@@ -147,6 +147,7 @@ NOTE = f"{MARKER}: denies {PROBLEM}."
                     "max_chars": MAX_CHARS,
                     "max_batch": 25,
                     "max_body_bytes": 1_048_576,
+                    "workers": 0,
                     "max_in_flight": 4,
                     "deadline_seconds": 30.0,
                 }
