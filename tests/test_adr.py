@@ -57,6 +57,47 @@ def test_not_attributed(lexicon, text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # the reaction's clause refers to a drug named sentences before
+            "Started on carbamazepine six weeks ago. Sodium fell to 127. Drug-induced hyponatremia.",
+            ("carbamazepine", "hyponatremia", "rule:adr.across_sentences"),
+        ),
+        (
+            "Started guanfacine 2 weeks ago. Falls asleep in class. Somnolence, likely med effect.",
+            ("guanfacine", "Somnolence", "rule:adr.across_sentences"),
+        ),
+        (  # the nearest earlier drug is the suspect
+            "Taking naproxen and then ibuprofen for knee pain. Creatinine 2.7. AKI, likely drug-induced.",
+            ("ibuprofen", "AKI", "rule:adr.across_sentences"),
+        ),
+        (  # a blaming clause that opens its sentence: the reactions of the sentence before
+            "She had two witnessed seizures. Likely due to tramadol; stop.",
+            ("tramadol", "seizures", "rule:adr.across_sentences"),
+        ),
+    ],
+)
+def test_attributed_across_sentences(lexicon, text: str, expected: tuple[str, str, str]) -> None:
+    assert expected in pairs(lexicon.annotate(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Started lisinopril. Rash, likely from poison ivy.",  # no word refers to a drug
+        "Started lisinopril. Headache, not a medication side effect.",  # doubt
+        "Started amoxicillin. The rash began before the first dose.",  # the reaction came first
+        "On apixaban. No bleeding, no drug-related problems.",  # the reaction is absent
+        "Started sertraline. Mother had drug-induced hepatitis.",  # a relative's reaction
+        "Seizures overnight. Levetiracetam given for them.",  # the drug treats the reaction
+        "Headache on arrival. Unrelated to lisinopril.",  # doubt in the blaming clause
+    ],
+)
+def test_not_attributed_across_sentences(lexicon, text: str) -> None:
+    assert pairs(lexicon.annotate(text)) == []
+
+
+@pytest.mark.parametrize(
     "text", ["Allergies:\nPenicillin: hives", "Allergic to penicillin (hives).", "PCN allergy - hives."]
 )
 def test_allergy_entries_are_left_to_the_allergy_list(lexicon, text: str) -> None:
@@ -124,13 +165,14 @@ def test_literature_mode_still_drops_negated_reactions() -> None:
 
 
 CASES = Path(__file__).parent / "fixtures" / "adr"
-# measured F1 / precision, default pipeline (patterns + models/adr-minilm): notes 0.971 / 0.988 and
-# dev 0.821 / 0.930 (the patterns, lexicon and note threshold were tuned on them), held-out 0.697 /
-# 0.915 (written apart, never tuned on)
+# measured F1 / precision, default pipeline (patterns + models/adr-minilm): notes 0.971 / 0.988,
+# dev 0.829 / 0.931 and dev2 0.737 / 0.933 (the patterns, lexicon and note threshold were tuned on
+# them), held-out 0.717 / 0.905 (written apart, never tuned on)
 FLOORS = {
     "notes": {"f1": 0.95, "precision": 0.96},
-    "dev": {"f1": 0.79, "precision": 0.90},
-    "heldout": {"f1": 0.67, "precision": 0.88},
+    "dev": {"f1": 0.80, "precision": 0.90},
+    "dev2": {"f1": 0.71, "precision": 0.90},
+    "heldout": {"f1": 0.69, "precision": 0.88},
 }
 
 

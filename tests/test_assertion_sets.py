@@ -1,5 +1,5 @@
 """The project's clinical assertion sets (``tests/fixtures/assertion/``): development cases the rules
-were tuned on (892 general, 437 on temporality), and 366 held-out cases written apart from the
+were tuned on (892 general, 437 and 754 on temporality), and held-out cases written apart from the
 rules and never tuned on (366 general, 477 on temporality).
 
 Each class has a floor a little under its measured F1, so a rule change that costs more than
@@ -17,6 +17,7 @@ SETS = Path(__file__).parent / "fixtures" / "assertion"
 FLOORS = {
     "dev": {"absent": 0.97, "possible": 0.92, "hypothetical": 0.94, "historical": 0.94, "family": 0.93},
     "dev_temporal": {"absent": 0.95, "hypothetical": 0.95, "historical": 0.92, "present": 0.9},
+    "dev2_temporal": {"absent": 0.93, "hypothetical": 0.87, "historical": 0.87, "present": 0.85},
     "heldout_temporal": {"absent": 0.93, "hypothetical": 0.83, "historical": 0.78, "present": 0.81},
     "heldout": {"absent": 0.95, "possible": 0.90, "hypothetical": 0.90, "historical": 0.80, "family": 0.95},
 }

@@ -195,6 +195,16 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
             "hypothetical",
         ),
         ("Plan:\n- CT abdomen/pelvis with contrast\n- NPO after midnight", "NPO", "PROBLEM", "present"),
+        # a Past Surgical History section makes procedures past, and nothing else
+        (
+            "PAST SURGICAL HISTORY: Tonsillectomy. Cesarean section x2.",
+            "Cesarean section",
+            "PROCEDURE",
+            "historical",
+        ),
+        ("Past surgical history: hernia repair complicated by CKD.", "CKD", "PROBLEM", "present"),
+        # "received" ends a negation's scope, but not inside "never received"
+        ("Never received chemotherapy or radiation.", "chemotherapy", "DRUG", "absent"),
     ],
 )
 def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:

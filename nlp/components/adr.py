@@ -17,6 +17,8 @@ pair classifier, and a pair at or above its threshold is kept with ``method`` ``
 a pair both find keeps the rule's id. The patterns stay the precise part, the model the broad one.
 """
 
+import bisect
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +98,11 @@ class AdverseReactions:
         spec = resources.load("adr_rules")
         self._vetoes = [(v.order, re.compile(v.between, re.IGNORECASE)) for v in spec.model_vetoes]
         self._model_cue = re.compile(spec.model_cue, re.IGNORECASE)
+        across = spec.across_sentences
+        self._across = across
+        self._forward = re.compile(across.forward, re.IGNORECASE)
+        self._backward = re.compile(across.backward, re.IGNORECASE)
+        self._doubt = re.compile(across.doubt, re.IGNORECASE)
         self._chronic = chronic
         self._literature = literature
         self._assertions = REPORTED if literature else ATTRIBUTABLE
@@ -154,8 +161,78 @@ class AdverseReactions:
                     relations.append((RELATION, *key, round(score, 4), self.classifier.method))
                     linked.add(key)
         relations += self._conjuncts(text, mentions, relations, linked)
+        if not self._literature:
+            relations += self._across_sentences(doc, mentions, relations)
         doc._.relations = relations
         return doc
+
+    def _across_sentences(self, doc: Doc, mentions: list[Span], relations: list[tuple]) -> list[tuple]:
+        """Pairs whose drug is named in an earlier sentence (notes): a reaction whose clause names no
+        drug but refers to one ("Started dofetilide 2 days ago. ... Drug-induced QT prolongation"), and
+        a drug whose clause names no reaction but blames it ("... had two seizures. Likely due to
+        tramadol")."""
+        text = doc.text
+        drugs = [m for m in mentions if m.label_ in DRUG_LABELS]
+        reactions = [m for m in mentions if m.label_ in REACTION_LABELS]
+        if not drugs or not reactions:
+            return []
+        attributed = {r[2] for r in relations if r[0] in (RELATION, "allergy_reaction")}
+        blamed = {r[1] for r in relations if r[0] in (RELATION, "allergy_reaction")}
+        sentences = [(s.start_char, s.end_char) for s in doc.sents]
+        method = "rule:adr.across_sentences"
+        found: list[tuple] = []
+        for reaction in reactions:
+            key = (reaction.start_char, reaction.end_char)
+            if key in attributed:
+                continue
+            index = _sentence_index(sentences, reaction.start_char)
+            start, end = _clause(text, reaction, sentences)
+            following = _CLAUSE_BREAK.search(text, end + 1, sentences[index][1])
+            said_end = following.start() if following else sentences[index][1]
+            said = text[start:said_end]
+            if not self._forward.search(said) or self._doubt.search(said):
+                continue
+            sent_start = sentences[index][0]
+            suspects = [
+                d
+                for d in drugs
+                if sent_start <= d.start_char < end
+                and self._attributable(d, reaction)
+                and not _treats(text, d, reaction)
+            ]
+            suspect: Span | None
+            if suspects:  # "dizzy since starting gabapentin, likely a medication side effect"
+                suspect = min(suspects, key=lambda d: abs(d.start_char - reaction.start_char))
+            else:  # "Started dofetilide 2 days ago. QTc 540 today. Drug-induced QT prolongation"
+                first = sentences[max(0, index - self._across.sentences)][0]
+                earlier = [d for d in drugs if first <= d.start_char and d.end_char <= sent_start]
+                suspect = next((d for d in reversed(earlier) if self._attributable(d, reaction)), None)
+            if suspect is not None:
+                found.append(
+                    (RELATION, (suspect.start_char, suspect.end_char), key, self._across.score, method)
+                )
+                attributed.add(key)
+        for drug in drugs:
+            key = (drug.start_char, drug.end_char)
+            start, end = _clause(text, drug, sentences)
+            clause = text[start:end]
+            if key in blamed or any(start <= r.start_char < end for r in reactions):
+                continue
+            if not self._backward.search(clause) or self._doubt.search(clause):
+                continue
+            index = _sentence_index(sentences, start)
+            if index == 0 or start > sentences[index][0]:
+                continue  # the blaming clause opens its sentence; the reactions are in the one before
+            previous = sentences[index - 1]
+            for reaction in reactions:
+                reaction_key = (reaction.start_char, reaction.end_char)
+                if not (previous[0] <= reaction.start_char and reaction.end_char <= previous[1]):
+                    continue
+                if reaction_key in attributed or not self._attributable(drug, reaction):
+                    continue
+                found.append((RELATION, key, reaction_key, self._across.score, method))
+                attributed.add(reaction_key)
+        return found
 
     def _score(
         self,
@@ -249,6 +326,39 @@ def _one_drug_one_reaction(a: Span, b: Span) -> bool:
     return (a.label_ in DRUG_LABELS and b.label_ in REACTION_LABELS) or (
         a.label_ in REACTION_LABELS and b.label_ in DRUG_LABELS
     )
+
+
+_CLAUSE_BREAK = re.compile(r";|\s[-\u2013\u2014]+\s|->|\u2192")
+
+
+def _sentence_index(sentences: list[tuple[int, int]], char: int) -> int:
+    """The index of the sentence holding ``char`` (sentences are sorted and cover the text)."""
+    return max(0, bisect.bisect_right(sentences, (char, math.inf)) - 1)
+
+
+def _clause(text: str, mention: Span, sentences: list[tuple[int, int]]) -> tuple[int, int]:
+    """The character range of the mention's clause: its sentence cut at ';', ' - ' and '->'."""
+    sent_start, sent_end = sentences[_sentence_index(sentences, mention.start_char)]
+    start = sent_start
+    for brk in _CLAUSE_BREAK.finditer(text, sent_start, mention.start_char):
+        start = brk.end()
+    following = _CLAUSE_BREAK.search(text, mention.end_char, sent_end)
+    return start, following.start() if following else sent_end
+
+
+_GIVEN_FOR = re.compile(r"\b(for|to treat|prn)\b", re.IGNORECASE)
+_STOPPED_FOR = re.compile(
+    r"\b(held|hold|stopped|stop|discontinued|d/c'?d|reduced|switched|changed)\b", re.IGNORECASE
+)
+
+
+def _treats(text: str, drug: Span, reaction: Span) -> bool:
+    """The drug is given for the reaction ("diphenhydramine for drug-induced itching"), unless it was
+    stopped for it ("clozapine was held for drug-related neutropenia")."""
+    if drug.start_char > reaction.start_char:
+        return False
+    between = text[drug.end_char : reaction.start_char]
+    return bool(_GIVEN_FOR.search(between)) and not _STOPPED_FOR.search(between)
 
 
 def _crosses_sentence(first: Span, second: Span) -> bool:

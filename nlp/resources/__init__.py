@@ -162,6 +162,14 @@ class AdrVetoSpec(_Strict):
     order: Literal["drug_first", "reaction_first"] | None = None
 
 
+class AdrAcrossSentencesSpec(_Strict):
+    sentences: int
+    score: float
+    forward: str
+    backward: str
+    doubt: str
+
+
 class AdrRules(_Strict):
     version: int
     description: str
@@ -170,6 +178,7 @@ class AdrRules(_Strict):
     patterns: list[AdrPatternSpec]
     model_vetoes: list[AdrVetoSpec]
     model_cue: str
+    across_sentences: AdrAcrossSentencesSpec
 
 
 class AllergenRules(_Strict):
