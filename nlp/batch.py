@@ -504,12 +504,14 @@ class _WorkerPool:
                 else:
                     self._dispatch(worker, sent, shard, note)
                 sent += 1
+            progressed = emitted in done
             while emitted in done:
                 yield done.pop(emitted)
                 emitted += 1
             if exhausted and emitted == sent:
                 return
-            self._wait(done)
+            if not progressed:  # after emitting, the window has room again: send before waiting
+                self._wait(done)
 
     def _idle(self) -> _Worker | None:
         return next((w for w in self._workers if w.ready and w.task is None), None)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,11 +22,12 @@ from nlp.records import NoteRecord, text_hash
 from tests.conftest import FIXED_TIMESTAMP
 
 REPO = Path(__file__).resolve().parent.parent
-POISON_RAISE, POISON_HANG, POISON_EXIT, POISON_KILL = (
+POISON_RAISE, POISON_HANG, POISON_EXIT, POISON_KILL, SLOW = (
     "POISON-RAISE",
     "POISON-HANG",
     "POISON-EXIT",
     "POISON-KILL",
+    "SLOW-NOTE",
 )
 
 
@@ -41,7 +43,8 @@ def lexicon_pipeline() -> Pipeline:
 
 
 class PoisonPipeline:
-    """The lexicon pipeline, except that marker texts raise, hang, exit or kill their process."""
+    """The lexicon pipeline, except that marker texts raise, hang, exit or kill their process, or take
+    three seconds."""
 
     def __init__(self, inner: Pipeline) -> None:
         self.inner = inner
@@ -58,6 +61,8 @@ class PoisonPipeline:
             os._exit(3)
         if POISON_KILL in text:
             os.kill(os.getpid(), signal.SIGKILL)
+        if SLOW in text:
+            time.sleep(3)
         return self.inner._annotate_safely(item)
 
 
@@ -375,6 +380,31 @@ def test_a_pipeline_that_cannot_load_stops_the_run(tmp_path: Path) -> None:
         _run([source], tmp_path / "out", workers=1, pipeline_factory=missing_model_pipeline)
     assert caught.value.code == "model_not_found"
     assert not list((tmp_path / "out").glob("part-*"))
+
+
+@pytest.mark.slow
+def test_a_slow_note_holding_back_a_full_window_does_not_stall_the_run(tmp_path: Path) -> None:
+    """While one worker spends 3 s on a note, the other fills the in-order window (64 notes); once the
+    slow note is done the window empties and the run must go on (it once waited forever here)."""
+    source = _write_jsonl(tmp_path / "notes.jsonl", _notes(200, {1: f"Has HTN. {SLOW}"}))
+    finished: list[object] = []
+    run = threading.Thread(
+        target=lambda: finished.append(
+            _run(
+                [source],
+                tmp_path / "out",
+                workers=2,
+                timeout=30.0,
+                fmt="record",
+                pipeline_factory=poison_pipeline,
+            )
+        ),
+        daemon=True,
+    )
+    run.start()
+    run.join(120)
+    assert finished, "the run stalled"
+    assert [r["note_id"] for r in _records(tmp_path / "out")] == [f"n{i:04d}" for i in range(200)]
 
 
 @pytest.mark.slow
