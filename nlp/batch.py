@@ -440,14 +440,20 @@ class _Worker:
         self.task: _Task | None = None
 
     def stop(self, *, kill: bool) -> None:
-        if not kill:
-            with contextlib.suppress(OSError):
-                self.conn.send(None)
-            self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join()
-        self.conn.close()
+        stop_worker(self.process, self.conn, kill=kill)
+
+
+def stop_worker(process: Any, conn: Connection, *, kill: bool) -> None:
+    """End a worker process: ask it to exit (``None`` on its connection) and give it 10 s, or kill it
+    at once; then close the connection."""
+    if not kill:
+        with contextlib.suppress(OSError):
+            conn.send(None)
+        process.join(timeout=10)
+    if process.is_alive():
+        process.kill()
+    process.join()
+    conn.close()
 
 
 def describe_exit(exitcode: int | None) -> str:

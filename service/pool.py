@@ -8,7 +8,6 @@ that runs past the deadline has its process killed (a running thread cannot be s
 that kills its process fails alone; either way a fresh process is started in the background.
 """
 
-import contextlib
 import gc
 import logging
 import multiprocessing
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from nlp.batch import describe_exit, exit_with_parent
+from nlp.batch import describe_exit, exit_with_parent, stop_worker
 from nlp.errors import InputError
 from nlp.pipeline import Pipeline, load
 from nlp.records import NoteRecord
@@ -110,14 +109,7 @@ class _Process:
         return message[1], message[2]
 
     def stop(self, *, kill: bool) -> None:
-        if not kill:
-            with contextlib.suppress(OSError):
-                self.conn.send(None)
-            self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join()
-        self.conn.close()
+        stop_worker(self.process, self.conn, kill=kill)
 
 
 class _Waiter:
