@@ -382,7 +382,9 @@ def _annotate_note(pipe: PipelineLike, note: SourceNote, fmt: DocumentFormat) ->
         return _failure(note, "internal_error", f"{type(exc).__name__} while annotating", pipe.id, fmt)
 
 
-def _load_pipeline(name: str, max_chars: int) -> Pipeline:
+def load_warm(name: str, max_chars: int) -> Pipeline:
+    """``nlp.load(name, max_chars=...)`` with its lazy resources loaded: what a worker process runs once
+    (module-level, so ``functools.partial(load_warm, ...)`` pickles for spawned processes)."""
     return load(name, max_chars=max_chars).warm_up()
 
 
@@ -1005,7 +1007,7 @@ def run_batch(
     (out / TMP_DIR).mkdir()
     (out / SHARD_ERRORS_DIR).mkdir(exist_ok=True)
 
-    factory = pipeline_factory or functools.partial(_load_pipeline, pipeline, max_chars)
+    factory = pipeline_factory or functools.partial(load_warm, pipeline, max_chars)
     document = DocumentFormat(fmt, run["timestamp"])
     annotator = (
         _InProcess(factory, document) if workers == 0 else _WorkerPool(factory, document, workers, timeout)

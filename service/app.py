@@ -4,6 +4,7 @@ Run it with ``notes2fhir serve`` or ``uvicorn --factory service.app:create_app``
 come from :class:`service.config.Settings` (``NOTES2FHIR_*`` variables).
 """
 
+import functools
 import gc
 import json
 import logging
@@ -21,6 +22,7 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 
 import nlp
+from nlp.batch import load_warm
 from nlp.errors import InputError
 from nlp.fhir import to_fhir
 from nlp.records import NoteRecord, text_hash
@@ -36,7 +38,7 @@ from service.errors import (
 )
 from service.metrics import ServiceMetrics
 from service.middleware import REQUEST_ID_HEADER, BodySizeLimit, RequestObserver, request_id
-from service.pool import Loader, PipelineProcesses, PipelineSpec
+from service.pool import Loader, PipelineProcesses
 from service.schemas import (
     BatchIn,
     BatchResponse,
@@ -105,7 +107,7 @@ def serve_pipeline(loader: Loader, settings: Settings) -> AnnotationPipeline:
 
 def load_pipeline(settings: Settings) -> AnnotationPipeline:
     """The default factory: the configured pipeline, warmed up, served as ``settings.workers`` says."""
-    return serve_pipeline(PipelineSpec(settings.pipeline, settings.max_chars), settings)
+    return serve_pipeline(functools.partial(load_warm, settings.pipeline, settings.max_chars), settings)
 
 
 class Deadline:

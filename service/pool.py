@@ -18,13 +18,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from nlp.batch import describe_exit, exit_with_parent, stop_worker
 from nlp.errors import InputError
-from nlp.pipeline import Pipeline, load
 from nlp.records import NoteRecord
 from service.errors import DeadlineExceeded, NotReady, WorkerCrashed
 
@@ -35,17 +33,6 @@ log = logging.getLogger(__name__)
 
 # how long a new process may take to load the pipeline before the start counts as failed
 START_TIMEOUT = 600.0
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    """A picklable loader: ``spec()`` is ``nlp.load(name, max_chars=...)``, warmed up."""
-
-    name: str
-    max_chars: int
-
-    def __call__(self) -> Pipeline:
-        return load(self.name, max_chars=self.max_chars).warm_up()
 
 
 # what each process calls once to get its pipeline; picklable (spawned processes import it by name)
@@ -162,7 +149,8 @@ class PipelineProcesses:
     """``size`` pipeline processes serving :meth:`annotate` calls from any thread, first come first served.
 
     Args:
-        loader: what each process calls once to get its pipeline (e.g. a :class:`PipelineSpec`).
+        loader: what each process calls once to get its pipeline, picklable
+            (e.g. ``functools.partial(nlp.batch.load_warm, name, max_chars)``).
         size: processes (at least 1).
         timeout: seconds a call may take, waiting included; past it the call raises
             :class:`DeadlineExceeded` and a process still running the note is killed and replaced.
@@ -183,7 +171,6 @@ class PipelineProcesses:
         self._lock = threading.Lock()
         self._live: set[_Process] = set()
         self._closed = False
-        self.size = size
         self.restarts = 0
         started = [_Process(self._ctx, loader) for _ in range(size)]
         self._live.update(started)
