@@ -208,7 +208,7 @@ def test_summarize_passes_read_failures_through(literature) -> None:
     assert summary.abstracts == 1 and summary.failed == (
         ("in.jsonl:2", "malformed_record", "line 2 is not JSON"),
     )
-    assert summary.pipeline == literature.id and summary.seconds > 0
+    assert summary.pipeline == literature.id  # seconds are rounded to 0.01 s: one short abstract may be 0.0
 
 
 def test_concept_names_prefer_mesh_and_drugbank_over_icd_displays() -> None:
