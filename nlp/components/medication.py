@@ -33,7 +33,45 @@ _DIRECTIONS = re.compile(
 )
 # what a number alone after a drug name is not: a unit, a dose form, a date, a time or a count
 _BARE_STRENGTH = re.compile(rf"\s+(?P<value>{_NUM})(?:(?P<sep>[-/])(?P<high>{_NUM}))?(?![\w./%:-]|,\d)")
-_WORD_NUMS = {"one": 1, "two": 2, "three": 3, "four": 4, "half": 0.5, "1/2": 0.5}
+_WORD_NUMS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "eight": 8,
+    "ten": 10,
+    "half": 0.5,
+    "half a": 0.5,
+    "1/2": 0.5,
+    "½": 0.5,
+}
+# a count of dose forms: "2", "1 1/2", "½", "one", "one (1)" (discharge "Sig:" lines write both)
+_COUNT = r"(?:(?P<{name}>{nums})(?:\s*\(\s*\d+(?:\.\d+)?\s*\))?)"
+# what a strength is per: "160 mg/5 mL", "5,000 units/mL", "250-50 mcg/dose", "0.1 units/kg/hr"
+_PER_UNITS = {
+    "ml": "mL",
+    "g": "g",
+    "l": "L",
+    "dose": "{dose}",
+    "actuation": "{actuation}",
+    "act": "{actuation}",
+    "spray": "{spray}",
+    "puff": "{puff}",
+    "hr": "h",
+    "h": "h",
+    "kg": "kg",
+    "m2": "m2",
+    "day": "d",
+    "min": "min",
+}
+_PER_PART = re.compile(rf"\s*/\s*(?:(?P<amount>{_NUM})\s*)?(?P<unit>{'|'.join(_PER_UNITS)})\b", re.IGNORECASE)
+_PER = rf"(?P<per>(?:{_PER_PART.pattern})*)".replace("?P<amount>", "?:").replace("?P<unit>", "?:")
+# a volume of liquid after the strength is the dose ("160 mg/5 mL 7.5 mL"); never a denominator
+_VOLUME = re.compile(rf"(?<![\w./])(?<!/ )(?P<value>{_NUM})\s*(?P<form>ml|cc)(?![\w/])", re.IGNORECASE)
+# a drug joined to the next by a hyphen or slash is one combination product ("sacubitril-valsartan")
+_COMBINATION = re.compile(r"\s*[-/]\s*")
 
 
 def _alternation(patterns: list[str]) -> str:
@@ -63,14 +101,17 @@ class MedicationRules:
         units = _alternation([re.escape(u) for u in spec.units])
         forms = _alternation([re.escape(f) for f in spec.dose_forms])
         dur_units = _alternation([re.escape(u) for u in spec.duration_units])
-        nums = _alternation([*(re.escape(w) for w in _WORD_NUMS), _NUM])
+        nums = _alternation([r"\d+\s+1/2", *(re.escape(w) for w in _WORD_NUMS), _NUM])
         return cls(
             strength=re.compile(
-                rf"(?<![\w.])(?P<value>{_NUM})(?:\s*(?:-|to)\s*(?P<high>{_NUM}))?\s*(?P<unit>{units})(?![\w])",
+                rf"(?<![\w.])(?P<value>{_NUM})(?:\s*(?:-|to)\s*(?P<high>{_NUM}))?\s*(?P<unit>{units})(?![\w])"
+                + _PER,
                 re.I,
             ),
             dose=re.compile(
-                rf"(?<![\w.])(?P<value>{nums})(?:\s*(?:-|to)\s*(?P<high>{nums}))?\s*(?P<form>{forms})(?![\w])",
+                rf"(?<![\w.]){_COUNT.format(name='value', nums=nums)}"
+                rf"(?:\s*(?:-|to)\s*{_COUNT.format(name='high', nums=nums)})?\s*(?P<form>{forms})(?:\(s\))?"
+                r"(?![\w])",
                 re.I,
             ),
             routes=[
@@ -110,7 +151,7 @@ class MedicationRules:
             found["strength"] = {
                 **at(m),
                 "value": _number(m["value"]),
-                "unit": self.units[m["unit"].lower()],
+                "unit": self.units[m["unit"].lower()] + _per_unit(m["per"]),
                 **({"high": _number(m["high"])} if m["high"] else {}),
             }
         bare = _BARE_STRENGTH.match(text)
@@ -126,13 +167,18 @@ class MedicationRules:
                     **({"high": _number(bare["high"])} if bare["high"] and bare["sep"] == "-" else {}),
                 }
         if (m := self.dose.search(text)) and m.start() <= 50:
-            value = m["value"].lower()
             found["dose"] = {
                 **at(m),
-                "value": _count(value),
+                "value": _count(m["value"].lower()),
                 "unit": self.dose_forms[m["form"].lower()],
                 **({"high": _count(m["high"].lower())} if m["high"] else {}),
             }
+        elif (
+            (strength := found.get("strength"))
+            and (m := _VOLUME.search(text, strength["end"] - offset))
+            and m.start() <= 50
+        ):
+            found["dose"] = {**at(m), "value": _number(m["value"]), "unit": "mL"}
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):
             best = None
             for pattern, code, display in table:
@@ -169,9 +215,21 @@ def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+def _per_unit(text: str) -> str:
+    """The UCUM tail of a strength's "per" part: "/5 mL" -> "/(5.mL)", "/kg/hr" -> "/kg/h"."""
+    out = ""
+    for m in _PER_PART.finditer(text):
+        unit = _PER_UNITS[m["unit"].lower()]
+        out += f"/({m['amount']}.{unit})" if m["amount"] else f"/{unit}"
+    return out
+
+
 def _count(text: str) -> float:
-    """A count of dose forms in digits or words ("2", "two", "half")."""
-    return float(_WORD_NUMS.get(text, text.replace(",", "")))
+    """A count of dose forms in digits or words ("2", "two", "half", "1 1/2")."""
+    whole, _, fraction = text.partition(" 1/2")
+    if fraction == "" and whole != text:
+        return float(whole) + 0.5
+    return float(_WORD_NUMS.get(" ".join(text.split()), text.replace(",", "")))
 
 
 class MedicationAttributes:
@@ -215,6 +273,9 @@ class MedicationAttributes:
                 end = min(after if after != -1 else len(text), newline + 1 + WINDOW_CHARS)
         for other in following:
             if other.label_ in MED_LABELS and other.start_char >= start:
+                if _COMBINATION.fullmatch(text, start, other.start_char):
+                    start = other.end_char  # "hydrocodone-acetaminophen 5-325 mg": read after the partner
+                    continue
                 end = min(end, other.start_char)
                 break
         return text[start:end], start
