@@ -373,6 +373,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.arch == "cnn":
         from nlp.train.cnn import train_cnn
 
+        if args.exhaustive:
+            raise SystemExit("--exhaustive is for --arch transformer")
         options["corpora_names"] = options.pop("corpora")
         if args.final_epochs is not None:
             options.update(final_epochs=args.final_epochs, mention_precision=args.mention_precision)
@@ -380,7 +382,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from nlp.train.transformer import train_transformer
 
-        report = train_transformer(out, **options)
+        report = train_transformer(out, exhaustive=args.exhaustive, final_epochs=args.final_epochs, **options)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2, default=str))
     return 0
 
@@ -527,10 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
     ner.add_argument(
         "--final-epochs",
         type=int,
-        help="cnn: train on train + validation for N epochs (N from a selection run)",
+        help="train on train + validation for N epochs (N from a selection run) and keep the last",
     )
     ner.add_argument(
         "--mention-precision", type=float, help="cnn final run: the selection run's validation precision"
+    )
+    ner.add_argument(
+        "--exhaustive",
+        action="store_true",
+        help="transformer: read every corpus as annotating all labels (a model of its own convention, "
+        "e.g. ADE-Corpus-V2's drugs and reactions of adverse events)",
     )
     ner.set_defaults(func=cmd_train)
     return parser

@@ -31,6 +31,9 @@ _SPAN_EXTENSIONS: dict[str, object] = {
     # the long form when the mention is an abbreviation ("HTN" -> "hypertension")
     "expansion": None,
     "score": 1.0,
+    # the ADE tagger's role for the mention: "drug" or "reaction" of an adverse drug event
+    # (nlp.components.transformer_ner.AdeTagger); None when it did not mark it
+    "adr_role": None,
     # caller-supplied character range for targets mode when it is finer than the tokens
     "char_range": None,
 }
@@ -42,6 +45,8 @@ _DOC_EXTENSIONS: dict[str, object] = {
     "relations": (),
     # the cardiovascular risk-factor profile (nlp.components.risk_factors.risk_profile)
     "risk_factors": None,
+    # the ADE tagger read the Doc: drug -> reaction pairs come from the mentions it marked
+    "ade_tagged": False,
 }
 
 

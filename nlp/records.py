@@ -70,6 +70,9 @@ class Mention(_Frozen):
     cues: tuple[Cue, ...] = ()
     score: float = 1.0
     source: str
+    # in the literature pipeline: the mention is the drug or the reaction of an adverse drug event
+    # by the ADE tagger (models/ade-minilm); None where it did not mark it or did not run
+    adr_role: Literal["drug", "reaction"] | None = None
 
 
 class Relation(_Frozen):
@@ -179,6 +182,7 @@ def _mention(span: Span, index: int, text: str) -> Mention:
         cues=tuple(Cue(**cue) for cue in span._.cues),
         score=round(float(span._.score), 4),
         source=span._.source or "unknown",
+        adr_role=span._.adr_role,
     )
 
 

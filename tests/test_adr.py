@@ -200,3 +200,43 @@ def test_malformed_case_files_say_where(tmp_path: Path, line: str, message: str)
     with pytest.raises(InputError, match=message) as err:
         read_adr_cases(path)
     assert err.value.code == "malformed_record" and "cases.jsonl:1" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("roles", "role_thresholds", "paired"),
+    [
+        ((None, None), None, True),  # no role thresholds: the tagger's marks change nothing
+        ((None, None), (0.1, None, None), False),  # neither marked: not a candidate, not even for the rules
+        (("drug", None), (0.1, None, None), False),
+        (("drug", "reaction"), (0.1, None, None), True),
+        (("drug", None), (0.1, 0.5, None), True),  # the pattern needs no model score
+    ],
+)
+def test_where_the_ade_tagger_read_the_note_its_marks_choose_the_candidates(
+    lexicon, roles, role_thresholds, paired
+) -> None:
+    from nlp.components.adr import AdverseReactions
+
+    doc = lexicon.nlp.make_doc("She developed angioedema on lisinopril.")
+    for _, component in lexicon.nlp.pipeline:
+        if not isinstance(component, AdverseReactions):
+            doc = component(doc)
+    doc._.relations = ()
+    mentions = {s.text: s for s in doc.spans["clinical"]}
+    mentions["lisinopril"]._.adr_role, mentions["angioedema"]._.adr_role = roles
+    doc._.ade_tagged = True
+    adr = AdverseReactions(lambda span: False, role_thresholds=role_thresholds)
+    assert bool(adr(doc)._.relations) == paired
+
+
+def test_the_literature_pipeline_pairs_what_the_ade_tagger_marks() -> None:
+    pipe = nlp.load("literature")
+    record = pipe.annotate("Severe lactic acidosis developed after metformin therapy in a diabetic woman.")
+    assert [(d, r) for d, r, _ in pairs(record)] == [("metformin", "Severe lactic acidosis")]
+    roles = {m.text: m.adr_role for m in record.mentions}
+    assert (roles["metformin"], roles["Severe lactic acidosis"], roles["diabetic"]) == (
+        "drug",
+        "reaction",
+        None,
+    )
+    assert pairs(pipe.annotate("Aspirin was given for headache.")) == []

@@ -232,6 +232,8 @@ def test_evaluate_ade_exact(every_pair_pipe, tmp_path) -> None:
         "given-entities": {"adverse_reaction": scores(0.6667, 1.0, 0.8, 4, 6)},
         # + the aspirin/headache sentence; hepatitis misses "Severe hepatitis"
         "end-to-end": {"adverse_reaction": scores(0.4286, 0.75, 0.5455, 4, 7)},
+        # the sentences with pairs only: the aspirin/headache false alarm is not scored
+        "end-to-end-ade-sentences": {"adverse_reaction": scores(0.5, 0.75, 0.6, 4, 6)},
         "end-to-end-overlap": {"adverse_reaction": scores(0.5714, 1.0, 0.7273, 4, 7)},
         "sentence": {"has_ade": scores(0.75, 1.0, 0.8571, 3, 4)},
     }

@@ -7,7 +7,7 @@ import spacy
 from spacy.tokens import Doc, Span
 
 import nlp.extensions  # noqa: F401
-from nlp.components.merge import merge_into_clinical
+from nlp.components.merge import merge_into_clinical, merge_roles
 from nlp.components.tokenizer import build_tokenizer
 
 TEXT = "Worsening LE edema and chest pain ; no aspirin allergy , NKDA , on beta blockers ."
@@ -157,3 +157,57 @@ def test_lab_analytes_are_not_drugs(blank, text, model, expected) -> None:
     span = doc.char_span(start, start + len(model), label="DRUG")
     merge_into_clinical(doc, [(span, 1.0)], "model:x")
     assert [(s.text, s.label_) for s in doc.spans["clinical"]] == expected
+
+
+ADE_TEXT = "Severe lactic acidosis and raised liver enzymes after metformin and ifosfamide-induced coma ."
+
+
+@pytest.mark.parametrize(
+    ("mentions", "tagged", "expected"),
+    [
+        # the tagger's boundaries win and the mention it replaces keeps its codes
+        (
+            [("acidosis", "PROBLEM")],
+            [("Severe lactic acidosis", "PROBLEM")],
+            [("Severe lactic acidosis", "PROBLEM", "reaction", True)],
+        ),
+        # same extent: the mention stays as it is and gets the role
+        ([("metformin", "DRUG")], [("metformin", "DRUG")], [("metformin", "DRUG", "drug", False)]),
+        # a reaction may be a test to the general NER
+        (
+            [("liver enzymes", "TEST")],
+            [("raised liver enzymes", "PROBLEM")],
+            [("raised liver enzymes", "PROBLEM", "reaction", False)],
+        ),
+        # never over a mention of the other role: the mentions it covers get their roles instead
+        (
+            [("ifosfamide", "DRUG"), ("coma", "PROBLEM")],
+            [("ifosfamide-induced coma", "PROBLEM")],
+            [("ifosfamide", "DRUG", "drug", False), ("coma", "PROBLEM", "reaction", True)],
+        ),
+        # a span that cuts a mention's last words marks the mention instead
+        (
+            [("Severe lactic acidosis", "PROBLEM")],
+            [("Severe lactic", "PROBLEM")],
+            [("Severe lactic acidosis", "PROBLEM", "reaction", True)],
+        ),
+        # same extent, the other label: the tagger's label wins and the codes go
+        ([("coma", "DRUG")], [("coma", "PROBLEM")], [("coma", "PROBLEM", "reaction", False)]),
+        # a new mention; untagged mentions stay, without a role
+        (
+            [("acidosis", "PROBLEM")],
+            [("metformin", "DRUG")],
+            [("acidosis", "PROBLEM", None, True), ("metformin", "DRUG", "drug", False)],
+        ),
+    ],
+)
+def test_ade_tagger_spans_win_and_carry_their_role(blank, mentions, tagged, expected) -> None:
+    doc = blank(ADE_TEXT)
+    spans = [_span(doc, words, label) for words, label in mentions]
+    for span in spans:
+        span._.source = "model:ner-minilm"
+        span._.codes = (EDEMA_CODE,) if span.label_ == "PROBLEM" else ()
+    doc.spans["clinical"] = spans
+    merge_roles(doc, [(_span(doc, words, label), 0.9) for words, label in tagged], "model:ade-minilm")
+    assert doc._.ade_tagged
+    assert [(s.text, s.label_, s._.adr_role, bool(s._.codes)) for s in doc.spans["clinical"]] == expected

@@ -90,3 +90,20 @@ def test_a_corpus_can_lend_only_some_labels() -> None:
     assert all(ex.annotated == frozenset({"DRUG", "TEST"}) for ex in some)
     dropped = sum(lab not in ("DRUG", "TEST") for ex in full for *_, lab in ex.spans)
     assert dropped and sum(len(ex.missing) for ex in some) >= dropped
+
+
+def test_exhaustive_reads_a_partial_corpus_as_its_own_convention(tmp_path) -> None:
+    from corpora.base import hash_split
+
+    pmid, text = "90000042", "Rash after amoxicillin."
+    (tmp_path / "DRUG-AE.rel").write_text(f"{pmid}|{text}|Rash|0|4|amoxicillin|11|22\n", encoding="utf-8")
+    (tmp_path / "DRUG-DOSE.rel").write_text("", encoding="utf-8")
+    (tmp_path / "ADE-NEG.txt").write_text(f"{pmid} NEG Aspirin was given for headache.\n", encoding="utf-8")
+    split, folder = hash_split(pmid), {"ade_corpus_v2": tmp_path}
+    partial = ner_examples(split, ("ade_corpus_v2",), corpus_dirs=folder)
+    assert all(ex.annotated == frozenset() for ex in partial)  # its words are never "not a mention"
+    exhaustive = ner_examples(split, ("ade_corpus_v2",), corpus_dirs=folder, exhaustive=True)
+    by_text = {ex.text: ex for ex in exhaustive}
+    assert by_text[text].spans == ((0, 4, "PROBLEM"), (11, 22, "DRUG")) and not by_text[text].missing
+    negative = by_text["Aspirin was given for headache."]  # an ADE-NEG sentence: all "O"
+    assert not negative.spans and negative.annotated == frozenset({"PROBLEM", "DRUG", "TEST", "PROCEDURE"})

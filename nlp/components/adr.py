@@ -93,6 +93,7 @@ class AdverseReactions:
         *,
         literature: bool = False,
         threshold: float | None = None,
+        role_thresholds: tuple[float | None, float | None, float | None] | None = None,
     ) -> None:
         self._patterns, self._max_gap = adr_patterns()
         spec = resources.load("adr_rules")
@@ -113,6 +114,7 @@ class AdverseReactions:
         self.threshold = (
             threshold if threshold is not None else (self.classifier.threshold if self.classifier else 1.0)
         )
+        self.role_thresholds = role_thresholds
         self.labels: tuple[str, ...] = ()  # finds no mentions; listed with the models for the fingerprint
 
     def __call__(self, doc: Doc) -> Doc:
@@ -135,11 +137,15 @@ class AdverseReactions:
         linked = {(src, dst) for kind, src, dst, _, _ in doc._.relations if kind == "allergy_reaction"}
         relations = list(doc._.relations)
         unmatched: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        thresholds: list[float] = []
         sentence_of: list[tuple[int, int]] = []
         for first, second in candidates:
             drug, reaction = (first, second) if first.label_ in DRUG_LABELS else (second, first)
             key = ((drug.start_char, drug.end_char), (reaction.start_char, reaction.end_char))
             if key in linked or not self._attributable(drug, reaction) or _crosses_sentence(first, second):
+                continue
+            threshold = self._threshold(doc, drug, reaction)
+            if threshold is None:
                 continue
             pattern = None
             if second.start_char - first.end_char <= self._max_gap:
@@ -151,13 +157,15 @@ class AdverseReactions:
                 text, first, second, drug_first=first is drug
             ):
                 unmatched.append(key)
+                thresholds.append(threshold)
                 # the sentence, widened to both mentions (a mention may straddle a sentence start)
                 sentence = first.sent
                 (d0, d1), (r0, r1) = key
                 sentence_of.append((min(sentence.start_char, d0, r0), max(sentence.end_char, d1, r1)))
         if self.classifier is not None and unmatched:
-            for key, score in zip(unmatched, self._score(text, unmatched, sentence_of), strict=True):
-                if score >= self.threshold:
+            scores = self._score(text, unmatched, sentence_of)
+            for key, score, threshold in zip(unmatched, scores, thresholds, strict=True):
+                if score >= threshold:
                     relations.append((RELATION, *key, round(score, 4), self.classifier.method))
                     linked.add(key)
         relations += self._conjuncts(text, mentions, relations, linked)
@@ -255,6 +263,16 @@ class AdverseReactions:
             for i, score in zip(members, self.classifier.score(text[start:end], shifted), strict=True):
                 scores[i] = score
         return scores
+
+    def _threshold(self, doc: Doc, drug: Span, reaction: Span) -> float | None:
+        """The model threshold of a pair; ``None``: not a candidate at all (nor for the patterns).
+
+        Where the ADE tagger read the Doc, it depends on how many of the two it marked (both, one,
+        none: ``role_thresholds``)."""
+        if not doc._.ade_tagged or self.role_thresholds is None:
+            return self.threshold
+        marked = (drug._.adr_role == "drug") + (reaction._.adr_role == "reaction")
+        return self.role_thresholds[2 - marked]
 
     def _attributable(self, drug: Span, reaction: Span) -> bool:
         return (
@@ -368,12 +386,31 @@ def _crosses_sentence(first: Span, second: Span) -> bool:
 
 @Language.factory(
     "clinical_adr",
-    default_config={"model": None, "threads": 1, "literature": False, "threshold": None},
+    default_config={
+        "model": None,
+        "threads": 1,
+        "literature": False,
+        "threshold": None,
+        "role_thresholds": None,
+    },
     requires=["doc.spans", "span._.assertion"],
     assigns=["doc._.relations"],
 )
 def make_clinical_adr(
-    nlp: Language, name: str, model: str | None, threads: int, literature: bool, threshold: float | None
+    nlp: Language,
+    name: str,
+    model: str | None,
+    threads: int,
+    literature: bool,
+    threshold: float | None,
+    role_thresholds: list[float | None] | None,
 ) -> AdverseReactions:
     chronic = nlp.get_pipe("clinical_context").chronic  # type: ignore[attr-defined]
-    return AdverseReactions(chronic, model=model, threads=threads, literature=literature, threshold=threshold)
+    return AdverseReactions(
+        chronic,
+        model=model,
+        threads=threads,
+        literature=literature,
+        threshold=threshold,
+        role_thresholds=tuple(role_thresholds) if role_thresholds is not None else None,  # type: ignore[arg-type]
+    )

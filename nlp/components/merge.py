@@ -68,6 +68,68 @@ def merge_into_clinical(doc: Doc, found: Iterable[tuple[Span, float]], source: s
     doc.spans[SPAN_GROUP] = sorted(kept, key=lambda s: (s.start, s.end, s.label_))
 
 
+# a reaction the ADE tagger finds may be a "test" or "procedure" to the general NER ("elevated liver
+# enzymes", "QT prolongation"); a drug is never a reaction
+_ROLE_OVER = {
+    "DRUG": frozenset({"DRUG", "DRUG_CLASS"}),
+    "PROBLEM": frozenset({"PROBLEM", "TEST", "PROCEDURE"}),
+}
+ROLES = {"DRUG": "drug", "PROBLEM": "reaction"}
+_ROLE_OF = {**ROLES, "DRUG_CLASS": "drug"}
+
+
+def merge_roles(doc: Doc, found: Iterable[tuple[Span, float]], source: str) -> None:
+    """Merge the ADE tagger's ``(span, score)`` pairs: its boundaries win, and it marks ``adr_role``.
+
+    The tagger was trained on a corpus's drugs and reactions of adverse events, whose boundaries are
+    the ones users of drug -> reaction pairs score against ("severe acidosis", not "acidosis"). For each
+    tagged span: a mention of the same extent keeps its label and codes and gets the role; mentions
+    it overlaps that can play its role (a DRUG or DRUG_CLASS for a drug; a PROBLEM, TEST or PROCEDURE
+    for a reaction) are replaced by it, keeping the codes of the one it overlaps most; one of the same
+    extent and another label is replaced, codes and all ("RTA" is not a drug); a span that would cut
+    a mention's last words ("acute" of "acute kidney injury") marks that mention instead; a span over a
+    mention of the other role ("ifosfamide" inside "ifosfamide-induced encephalopathy") is dropped
+    and the drug and reaction mentions it covers get their roles instead.
+    """
+    kept: list[Span] = list(doc.spans[SPAN_GROUP]) if SPAN_GROUP in doc.spans else []
+    for candidate, score in sorted(clean_model_spans(doc, found), key=lambda f: f[0].start):
+        role, allowed = ROLES.get(candidate.label_), _ROLE_OVER.get(candidate.label_, frozenset())
+        if role is None:
+            continue
+        overlapping = [s for s in kept if s.start < candidate.end and candidate.start < s.end]
+        same = [s for s in overlapping if (s.start, s.end) == (candidate.start, candidate.end)]
+        if same and same[0].label_ in allowed:
+            same[0]._.adr_role = role
+            same[0]._.source = f"{same[0]._.source}+{source}" if same[0]._.source else source
+            continue
+        head = [
+            s
+            for s in overlapping
+            if s.label_ in allowed and s.start <= candidate.start and candidate.end < s.end
+        ]
+        if head:  # "acute" of "acute kidney injury": a span that drops the head word is not the tagger's best
+            head[0]._.adr_role = role
+            continue
+        if same:  # the general NER's label was wrong ("RTA" a drug): the tagger's mention, uncoded
+            kept.remove(same[0])
+            overlapping.remove(same[0])
+        if any(s.label_ not in allowed for s in overlapping):
+            for s in overlapping:  # "ifosfamide-induced coma": the drug and the reaction inside it
+                s._.adr_role = _ROLE_OF.get(s.label_)
+            continue
+        _set(candidate, source, score)
+        if overlapping:
+            closest = max(
+                overlapping, key=lambda s: min(s.end, candidate.end) - max(s.start, candidate.start)
+            )
+            _inherit(candidate, closest)
+            kept = [s for s in kept if s not in overlapping]
+        candidate._.adr_role = role
+        kept.append(candidate)
+    doc.spans[SPAN_GROUP] = sorted(kept, key=lambda s: (s.start, s.end, s.label_))
+    doc._.ade_tagged = True
+
+
 def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tuple[Span, float]]:
     """Trim cues and punctuation off model spans, drop non-mentions, relabel lab analytes (see module doc)."""
     cues, not_mentions, analytes = _rules()

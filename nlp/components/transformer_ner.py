@@ -13,7 +13,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from nlp.components.merge import merge_into_clinical
+from nlp.components.merge import merge_into_clinical, merge_roles
 from nlp.models import resolve_model_dir
 from nlp.ner_onnx import Entity, OnnxTokenClassifier
 
@@ -67,7 +67,21 @@ class TransformerNer:
 
     def _annotate(self, docs: list[Doc]) -> None:
         for doc, entities in zip(docs, self.classifier.predict([d.text for d in docs]), strict=True):
-            merge_into_clinical(doc, entity_spans(doc, entities), self.source)
+            self._merge(doc, entity_spans(doc, entities), self.source)
+
+    _merge = staticmethod(merge_into_clinical)
+
+
+class AdeTagger(TransformerNer):
+    """Marks the drugs and reactions of adverse drug events with a token classifier trained on them.
+
+    The model (``models/ade-minilm``: ADE-Corpus-V2 read as exhaustive, see ``models/README.md``) tags
+    only mentions that take part in a drug -> reaction attribution, with the corpus's boundaries. Its
+    spans win over the mentions they overlap and carry ``adr_role`` (:func:`merge_roles`);
+    :mod:`nlp.components.adr` then pairs the marked mentions.
+    """
+
+    _merge = staticmethod(merge_roles)
 
 
 @Language.factory(
@@ -79,3 +93,14 @@ def make_clinical_transformer_ner(
     nlp: Language, name: str, model: str, threads: int, batch_size: int
 ) -> TransformerNer:
     return TransformerNer(model, threads=threads, batch_size=batch_size)
+
+
+@Language.factory(
+    "clinical_ade_tagger",
+    default_config={"model": "ade-minilm", "threads": 1, "batch_size": 16},
+    assigns=["doc.spans"],
+)
+def make_clinical_ade_tagger(
+    nlp: Language, name: str, model: str, threads: int, batch_size: int
+) -> AdeTagger:
+    return AdeTagger(model, threads=threads, batch_size=batch_size)

