@@ -200,7 +200,9 @@ def _rules() -> tuple[list[tuple[str, ...]], frozenset[str], frozenset[str]]:
     spec = resources.load("model_mentions")
     cues = sorted({tuple(c.lower().split()) for c in spec.leading_cues}, key=len, reverse=True)
     analytes = frozenset(t.lower() for t in [*spec.lab_analytes, *resources.load("lexicon_stoplist").terms])
-    return cues, frozenset(t.lower() for t in spec.not_mentions), analytes
+    # "senna 8.6 mg 2 tabs", "latanoprost 0.005% ophthalmic solution": a dose form is not a drug
+    forms = [*spec.formulations, *resources.load("medication").dose_forms]
+    return cues, frozenset(t.lower() for t in [*spec.not_mentions, *forms]), analytes
 
 
 def _set(span: Span, source: str, score: float) -> None:

@@ -115,6 +115,7 @@ class ModelMentionRules(_Strict):
     leading_cues: list[str]  # trimmed from the start of a model mention
     not_mentions: list[str]  # whole mention texts a model may not claim
     lab_analytes: list[str]  # a model DRUG with this text is a lab test (with a value) or nothing
+    formulations: list[str]  # with medication.json's dose forms: whole texts that are not a drug
 
 
 class Relationship(_Strict):
