@@ -151,6 +151,8 @@ def test_model_spans_are_cleaned(blank, text, model, expected) -> None:
         ("Na 134, K 4.1", "Na 134", [("Na", "TEST")]),
         ("Denies cocaine use.", "cocaine", []),  # not a medication statement
         ("Started metformin 500 mg.", "metformin", [("metformin", "DRUG")]),
+        # the strength is not the name
+        ("Lactulose 10 g/15 mL BID", "Lactulose 10 g/15", [("Lactulose", "DRUG")]),
     ],
 )
 def test_lab_analytes_are_not_drugs(blank, text, model, expected) -> None:

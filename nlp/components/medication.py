@@ -271,6 +271,8 @@ class MedicationAttributes:
             if _DIRECTIONS.match(text, newline):  # the directions line under it belongs to it
                 after = text.find("\n", newline + 1)
                 end = min(after if after != -1 else len(text), newline + 1 + WINDOW_CHARS)
+        if (semicolon := text.find(";", start, end)) != -1:  # "oxycodone 5 mg q4h; senna 2 tabs qHS"
+            end = semicolon
         for other in following:
             if other.label_ in MED_LABELS and other.start_char >= start:
                 if _COMBINATION.fullmatch(text, start, other.start_char):

@@ -132,7 +132,7 @@ def merge_roles(doc: Doc, found: Iterable[tuple[Span, float]], source: str) -> N
 
 def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tuple[Span, float]]:
     """Trim cues and punctuation off model spans, drop non-mentions, relabel lab analytes (see module doc)."""
-    cues, not_mentions, analytes = _rules()
+    cues, not_mentions, analytes, strength = _rules()
     headers = {
         i
         for section in getattr(doc._, "sections", None) or ()
@@ -145,6 +145,8 @@ def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tup
         if span.label_ != "PROBLEM":  # "PTT 31", "cholecystectomy 2012"; but "CKD stage 3" keeps its number
             while end - start > 1 and doc[end - 1].like_num:
                 end -= 1
+        if span.label_ == "DRUG":  # "Lactulose 10 g/15", "NORCO 5-325 MG": the strength is not the name
+            end = next((i for i in range(start + 1, end) if strength.match(doc.text, doc[i].idx)), end)
         text = doc[start:end].text.lower() if start < end else ""
         if not text or text in not_mentions or tuple(text.split()) in cues or _IDENTIFIER.match(text):
             continue
@@ -196,13 +198,17 @@ def _capital_line(doc: Doc, start: int, end: int) -> bool:
 
 
 @functools.cache
-def _rules() -> tuple[list[tuple[str, ...]], frozenset[str], frozenset[str]]:
+def _rules() -> tuple[list[tuple[str, ...]], frozenset[str], frozenset[str], re.Pattern[str]]:
     spec = resources.load("model_mentions")
     cues = sorted({tuple(c.lower().split()) for c in spec.leading_cues}, key=len, reverse=True)
     analytes = frozenset(t.lower() for t in [*spec.lab_analytes, *resources.load("lexicon_stoplist").terms])
     # "senna 8.6 mg 2 tabs", "latanoprost 0.005% ophthalmic solution": a dose form is not a drug
-    forms = [*spec.formulations, *resources.load("medication").dose_forms]
-    return cues, frozenset(t.lower() for t in [*spec.not_mentions, *forms]), analytes
+    medication = resources.load("medication")
+    forms = [*spec.formulations, *medication.dose_forms]
+    # a number with a unit ("400 IU", "10 g/15 mL"), not a number in a name ("interleukin 2")
+    units = "|".join(re.escape(u) for u in sorted(medication.units, key=len, reverse=True))
+    strength = re.compile(rf"\d[\d,.]*(?:\s*[-/]\s*\d[\d,.]*)*\s*(?:{units})(?![a-z])", re.IGNORECASE)
+    return cues, frozenset(t.lower() for t in [*spec.not_mentions, *forms]), analytes, strength
 
 
 def _set(span: Span, source: str, score: float) -> None:
