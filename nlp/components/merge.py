@@ -132,7 +132,7 @@ def merge_roles(doc: Doc, found: Iterable[tuple[Span, float]], source: str) -> N
 
 def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tuple[Span, float]]:
     """Trim cues and punctuation off model spans, drop non-mentions, relabel lab analytes (see module doc)."""
-    cues, not_mentions, analytes, strength = _rules()
+    cues, not_mentions, analytes, forms, strength = _rules()
     headers = {
         i
         for section in getattr(doc._, "sections", None) or ()
@@ -153,6 +153,8 @@ def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tup
         if any(i in headers for i in range(start, end)) or _capital_line(doc, start, end):
             continue
         label = span.label_
+        if label == "DRUG" and text in forms:  # "senna 8.6 mg 2 tabs": a dose form is not a second drug
+            continue
         if label == "DRUG" and text in analytes:
             if not any(t.like_num for t in doc[end : end + 3]):
                 continue
@@ -198,17 +200,16 @@ def _capital_line(doc: Doc, start: int, end: int) -> bool:
 
 
 @functools.cache
-def _rules() -> tuple[list[tuple[str, ...]], frozenset[str], frozenset[str], re.Pattern[str]]:
+def _rules() -> tuple[list[tuple[str, ...]], frozenset[str], frozenset[str], frozenset[str], re.Pattern[str]]:
     spec = resources.load("model_mentions")
     cues = sorted({tuple(c.lower().split()) for c in spec.leading_cues}, key=len, reverse=True)
     analytes = frozenset(t.lower() for t in [*spec.lab_analytes, *resources.load("lexicon_stoplist").terms])
-    # "senna 8.6 mg 2 tabs", "latanoprost 0.005% ophthalmic solution": a dose form is not a drug
     medication = resources.load("medication")
-    forms = [*spec.formulations, *medication.dose_forms]
     # a number with a unit ("400 IU", "10 g/15 mL"), not a number in a name ("interleukin 2")
     units = "|".join(re.escape(u) for u in sorted(medication.units, key=len, reverse=True))
     strength = re.compile(rf"\d[\d,.]*(?:\s*[-/]\s*\d[\d,.]*)*\s*(?:{units})(?![a-z])", re.IGNORECASE)
-    return cues, frozenset(t.lower() for t in [*spec.not_mentions, *forms]), analytes, strength
+    forms = frozenset(t.lower() for t in [*spec.formulations, *medication.dose_forms])
+    return cues, frozenset(t.lower() for t in spec.not_mentions), analytes, forms, strength
 
 
 def _set(span: Span, source: str, score: float) -> None:
