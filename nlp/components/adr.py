@@ -20,7 +20,7 @@ a pair both find keeps the rule's id. The patterns stay the precise part, the mo
 import bisect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from spacy.language import Language
@@ -93,7 +93,7 @@ class AdverseReactions:
         *,
         literature: bool = False,
         threshold: float | None = None,
-        role_thresholds: tuple[float | None, float | None, float | None] | None = None,
+        role_thresholds: Sequence[float | None] | None = None,
     ) -> None:
         self._patterns, self._max_gap = adr_patterns()
         spec = resources.load("adr_rules")
@@ -412,5 +412,5 @@ def make_clinical_adr(
         threads=threads,
         literature=literature,
         threshold=threshold,
-        role_thresholds=tuple(role_thresholds) if role_thresholds is not None else None,  # type: ignore[arg-type]
+        role_thresholds=role_thresholds,
     )

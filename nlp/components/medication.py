@@ -66,10 +66,12 @@ _PER_UNITS = {
     "day": "d",
     "min": "min",
 }
-_PER_PART = re.compile(rf"\s*/\s*(?:(?P<amount>{_NUM})\s*)?(?P<unit>{'|'.join(_PER_UNITS)})\b", re.IGNORECASE)
-_PER = rf"(?P<per>(?:{_PER_PART.pattern})*)".replace("?P<amount>", "?:").replace("?P<unit>", "?:")
+_PER_UNIT = "|".join(_PER_UNITS)
+_PER_PART = re.compile(rf"\s*/\s*(?:(?P<amount>{_NUM})\s*)?(?P<unit>{_PER_UNIT})\b", re.IGNORECASE)
+_PER = rf"(?P<per>(?:\s*/\s*(?:(?:{_NUM})\s*)?(?:{_PER_UNIT})\b)*)"  # _PER_PART, repeated, unnamed
 # a volume of liquid after the strength is the dose ("160 mg/5 mL 7.5 mL"); never a denominator
 _VOLUME = re.compile(rf"(?<![\w./])(?<!/ )(?P<value>{_NUM})\s*(?P<form>ml|cc)(?![\w/])", re.IGNORECASE)
+_AND_A_HALF = re.compile(r"(\d+)\s+1/2")  # "1 1/2 teaspoons"
 # a drug joined to the next by a hyphen or slash is one combination product ("sacubitril-valsartan")
 _COMBINATION = re.compile(r"\s*[-/]\s*")
 
@@ -101,7 +103,7 @@ class MedicationRules:
         units = _alternation([re.escape(u) for u in spec.units])
         forms = _alternation([re.escape(f) for f in spec.dose_forms])
         dur_units = _alternation([re.escape(u) for u in spec.duration_units])
-        nums = _alternation([r"\d+\s+1/2", *(re.escape(w) for w in _WORD_NUMS), _NUM])
+        nums = _alternation([_AND_A_HALF.pattern, *(re.escape(w) for w in _WORD_NUMS), _NUM])
         return cls(
             strength=re.compile(
                 rf"(?<![\w.])(?P<value>{_NUM})(?:\s*(?:-|to)\s*(?P<high>{_NUM}))?\s*(?P<unit>{units})(?![\w])"
@@ -226,10 +228,9 @@ def _per_unit(text: str) -> str:
 
 def _count(text: str) -> float:
     """A count of dose forms in digits or words ("2", "two", "half", "1 1/2")."""
-    whole, _, fraction = text.partition(" 1/2")
-    if fraction == "" and whole != text:
-        return float(whole) + 0.5
-    return float(_WORD_NUMS.get(" ".join(text.split()), text.replace(",", "")))
+    if m := _AND_A_HALF.fullmatch(text):
+        return float(m[1]) + 0.5
+    return float(_WORD_NUMS.get(text, text.replace(",", "")))
 
 
 class MedicationAttributes:

@@ -24,11 +24,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from spacy.tokens import Doc, Span, Token
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
+from nlp.components.medication import MedicationRules
 
 _IDENTIFIER = re.compile(r"^[a-z]*-?\d{4,}$")
 LEXICON_ONLY_LABELS = frozenset({"DRUG_CLASS", "NO_KNOWN_ALLERGY"})
@@ -199,17 +201,23 @@ def _capital_line(doc: Doc, start: int, end: int) -> bool:
     return line_start and line_end
 
 
+class _Rules(NamedTuple):
+    cues: list[tuple[str, ...]]
+    not_mentions: frozenset[str]
+    analytes: frozenset[str]
+    forms: frozenset[str]
+    strength: re.Pattern[str]
+
+
 @functools.cache
-def _rules() -> tuple[list[tuple[str, ...]], frozenset[str], frozenset[str], frozenset[str], re.Pattern[str]]:
+def _rules() -> _Rules:
     spec = resources.load("model_mentions")
     cues = sorted({tuple(c.lower().split()) for c in spec.leading_cues}, key=len, reverse=True)
     analytes = frozenset(t.lower() for t in [*spec.lab_analytes, *resources.load("lexicon_stoplist").terms])
-    medication = resources.load("medication")
-    # a number with a unit ("400 IU", "10 g/15 mL"), not a number in a name ("interleukin 2")
-    units = "|".join(re.escape(u) for u in sorted(medication.units, key=len, reverse=True))
-    strength = re.compile(rf"\d[\d,.]*(?:\s*[-/]\s*\d[\d,.]*)*\s*(?:{units})(?![a-z])", re.IGNORECASE)
-    forms = frozenset(t.lower() for t in [*spec.formulations, *medication.dose_forms])
-    return cues, frozenset(t.lower() for t in spec.not_mentions), analytes, forms, strength
+    forms = frozenset(t.lower() for t in [*spec.formulations, *resources.load("medication").dose_forms])
+    # the medication rules' strength: a number with a unit ("400 IU"), not one in a name ("interleukin 2")
+    strength = MedicationRules.from_resources().strength
+    return _Rules(cues, frozenset(t.lower() for t in spec.not_mentions), analytes, forms, strength)
 
 
 def _set(span: Span, source: str, score: float) -> None:

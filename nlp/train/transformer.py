@@ -496,8 +496,8 @@ def train_transformer(
         }
         history.append(record)
         log.info("epoch %d: dev %s", epoch, json.dumps(scores.get("all", {})))
-        f1 = scores.get("all", {}).get("f1", 0.0) if dev_examples else float(epoch)  # final run: the last
-        if f1 > best_f1:
+        f1 = scores.get("all", {}).get("f1", 0.0)
+        if f1 > best_f1 or not dev_examples:  # the final run has no dev score: it keeps the last epoch
             best_f1, best_epoch = f1, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if best_state is not None:
