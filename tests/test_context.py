@@ -205,6 +205,27 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("Past surgical history: hernia repair complicated by CKD.", "CKD", "PROBLEM", "present"),
         # "received" ends a negation's scope, but not inside "never received"
         ("Never received chemotherapy or radiation.", "chemotherapy", "DRUG", "absent"),
+        # a date beside a drug the patient is on dates something else; "until" says it is over
+        ("Epilepsy, on levetiracetam, last seizure in 2022.", "levetiracetam", "DRUG", "present"),
+        ("Previous DVT, on warfarin until 2019.", "warfarin", "DRUG", "historical"),
+        ("Previously on warfarin, now on apixaban since 2021.", "apixaban", "DRUG", "present"),
+        ("Simvastatin was changed to atorvastatin.", "Simvastatin", "DRUG", "historical"),
+        ("Simvastatin was changed to atorvastatin.", "atorvastatin", "DRUG", "present"),
+        ("Previously tried fluoxetine without benefit.", "fluoxetine", "DRUG", "historical"),
+        ("Diuresed with IV furosemide.", "IV furosemide", "DRUG", "historical"),
+        ("Breast cancer treated with lumpectomy.", "lumpectomy", "PROCEDURE", "historical"),
+        # "at 2 blocks" is a distance, "at age 4" an age, and the age does not swallow the next word
+        ("Claudication at 2 blocks.", "Claudication", "PROBLEM", "present"),
+        ("Kawasaki disease at age 4 treated with IVIG.", "IVIG", "DRUG", "historical"),
+        ("Asbestos exposure in the 1970s.", "Asbestos exposure", "PROBLEM", "historical"),
+        ("Last HbA1c 8.1% in March.", "HbA1c", "TEST", "historical"),
+        ("Had a urinary tract infection last month.", "urinary tract infection", "PROBLEM", "historical"),
+        (
+            "History of recurrent urinary tract infections.",
+            "recurrent urinary tract infections",
+            "PROBLEM",
+            "present",
+        ),
     ],
 )
 def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:

@@ -8,9 +8,10 @@ Every mention in ``doc.spans["clinical"]`` gets
 * ``span._.cues`` — the evidence for the decision: each cue's category, text, offsets and rule id.
 
 Precedence when cues disagree: absent > hypothetical > possible > historical. A history cue
-on a chronic condition ("history of hypertension") keeps it present: the patient still has it
-(see :meth:`ClinicalContext.chronic`), unless a resolution cue says it is over ("asthma as a
-teenager but outgrew it"). A relative's condition is never historical.
+on a chronic or recurrent condition ("history of hypertension", "of recurrent UTIs") keeps it
+present: the patient still has it (see :meth:`ClinicalContext.chronic`), unless a resolution cue
+says it is over ("asthma as a teenager but outgrew it"); so does a date beside a drug the patient
+is on ("on levetiracetam, last seizure in 2022"). A relative's condition is never historical.
 Section defaults (``sections.json`` ``span_defaults``) apply when no cue decides. A test,
 procedure or drug in doubt ("possible colonoscopy", "consider CT") is hypothetical: it has
 not happened yet.
@@ -70,7 +71,9 @@ def context_rules(nlp: Language) -> list[ConTextRule]:
                     max_scope=spec.max_scope,
                     allowed_types=set(spec.allowed_types) if spec.allowed_types else None,
                     excluded_types=set(spec.excluded_types) if spec.excluded_types else None,
-                    terminated_by=set(spec.terminated_by) if spec.terminated_by else None,
+                    # a CURRENT cue ("now on", "switched to") ends every other cue's scope, as a
+                    # terminator does, and marks the drug after it as taken now
+                    terminated_by={*(spec.terminated_by or ()), "CURRENT"},
                     metadata={"id": spec.id},
                 )
             )
@@ -213,8 +216,12 @@ class ClinicalContext:
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
         nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
         resolved = any(cue["category"] == "resolved" for cue in cues)
-        if assertions == {"historical"} and not resolved and self.chronic(span):
-            assertions.clear()  # "history of hypertension": a chronic condition is still present
+        lasting = self.chronic(span) or any(token.lower_ == "recurrent" for token in span)
+        if assertions == {"historical"} and not resolved and lasting:
+            assertions.clear()  # "history of hypertension", "of recurrent UTIs": still present
+        current = any(cue["category"] in ("current", "ongoing") for cue in cues)
+        if assertions == {"historical"} and not resolved and current:
+            assertions.clear()  # "on levetiracetam, last seizure in 2022": the drug is taken now
         section = span._.section_category
         default = self._section_defaults.get(section or "")
         if default is not None and default.labels is not None and span.label_ not in default.labels:

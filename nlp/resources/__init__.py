@@ -52,6 +52,8 @@ ContextCategory = Literal[
     "HYPOTHETICAL",
     "HISTORICAL",
     "RESOLVED",
+    "CURRENT",
+    "ONGOING",
     "FAMILY",
     "PATIENT",
     "TERMINATE",
