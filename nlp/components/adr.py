@@ -8,7 +8,9 @@ a reaction that is absent ("no bleeding on apixaban"), hypothetical ("may cause 
 or about a relative is never attributed; a possible one ("likely X-induced Y") is, and FHIR keeps
 its causality as Possible. An allergy entry ("allergic to PCN (hives)",
 the allergies section) is left to :mod:`nlp.components.allergies`. The FHIR mapping turns each
-pair into an ``AdverseEvent``. The ``literature`` pipeline also attributes reported associations
+pair into an ``AdverseEvent``. In notes, a pair whose drug is a class ("edema from the CCB") goes
+to the member the note names ("began amlodipine"), from the class members of ``clinical_terms.json``.
+The ``literature`` pipeline also attributes reported associations
 (a hypothetical reaction: "X may cause Y") and reads "children" as a study population.
 
 With a ``model`` (the ``fast`` and ``accurate`` pipelines use ``models/adr-minilm``, see
@@ -105,6 +107,7 @@ class AdverseReactions:
         self._backward = re.compile(across.backward, re.IGNORECASE)
         self._doubt = re.compile(across.doubt, re.IGNORECASE)
         self._chronic = chronic
+        self._members = class_members()
         self._literature = literature
         self._assertions = REPORTED if literature else ATTRIBUTABLE
         self.classifier = OnnxPairClassifier(resolve_model_dir(model), threads=threads) if model else None
@@ -171,8 +174,43 @@ class AdverseReactions:
         relations += self._conjuncts(text, mentions, relations, linked)
         if not self._literature:
             relations += self._across_sentences(doc, mentions, relations)
+            relations = self._named_members(mentions, relations, start=len(doc._.relations))
         doc._.relations = relations
         return doc
+
+    def _named_members(self, mentions: list[Span], relations: list[tuple], *, start: int) -> list[tuple]:
+        """A pair whose drug is a class the note names a member of is that member's (notes): "began
+        amlodipine 5 mg two weeks ago ... likely peripheral edema from the CCB" blames amlodipine.
+
+        The member nearest before the class word is taken, else the nearest after it. A class with
+        no member named keeps the pair ("statin-induced myalgias").
+        """
+        by_offsets = {(m.start_char, m.end_char): m for m in mentions}
+        out = relations[:start]
+        for relation in relations[start:]:
+            kind, drug_key, reaction_key, score, method = relation
+            drug = by_offsets.get(drug_key)
+            members = self._members.get(drug.text.lower()) if kind == RELATION and drug is not None else None
+            if drug is None or not members:
+                out.append(relation)
+                continue
+            reaction = by_offsets[reaction_key]
+            named = [
+                m
+                for m in mentions
+                if m.label_ == "DRUG" and _names(m) & members and self._attributable(m, reaction)
+            ]
+            before = [m for m in named if m.end_char <= drug.start_char]
+            after = [m for m in named if m.start_char >= drug.end_char]
+            member = before[-1] if before else (after[0] if after else None)
+            if member is None:
+                out.append(relation)
+                continue
+            key = (member.start_char, member.end_char)
+            if any(r[0] == RELATION and r[1] == key and r[2] == reaction_key for r in relations):
+                continue  # the member is blamed already
+            out.append((kind, key, reaction_key, score, f"{method}+rule:adr.class_member"))
+        return out
 
     def _across_sentences(self, doc: Doc, mentions: list[Span], relations: list[tuple]) -> list[tuple]:
         """Pairs whose drug is named in an earlier sentence (notes): a reaction whose clause names no
@@ -377,6 +415,21 @@ def _treats(text: str, drug: Span, reaction: Span) -> bool:
         return False
     between = text[drug.end_char : reaction.start_char]
     return bool(_GIVEN_FOR.search(between)) and not _STOPPED_FOR.search(between)
+
+
+def class_members() -> dict[str, frozenset[str]]:
+    """Each drug class wording of ``clinical_terms.json`` (lower case) -> its members' generic names."""
+    found: dict[str, frozenset[str]] = {}
+    for term in resources.load("clinical_terms").terms:
+        if term.label == "DRUG_CLASS" and term.members:
+            for wording in (term.text, *term.synonyms, *term.abbreviations):
+                found[wording.lower()] = frozenset(term.members)
+    return found
+
+
+def _names(drug: Span) -> set[str]:
+    """A drug mention's text and its codes' display names, lower case ("Norvasc" is amlodipine)."""
+    return {drug.text.lower(), *(code[2].lower() for code in drug._.codes if code[2])}
 
 
 def _crosses_sentence(first: Span, second: Span) -> bool:

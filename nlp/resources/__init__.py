@@ -97,6 +97,7 @@ class CuratedTerm(_Strict):
     chronic: bool = False
     synonyms: list[str] = []
     abbreviations: list[str] = []
+    members: list[str] = []  # DRUG_CLASS: generic names of the drugs in the class, lower case
 
 
 class ClinicalTerms(_Strict):
