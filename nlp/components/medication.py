@@ -47,6 +47,13 @@ _WORD_NUMS = {
     "1/2": 0.5,
     "½": 0.5,
 }
+# a volume in words and digits, as discharge "Sig:" lines write it: "Thirty (30) ML"
+_VOLUME_WORDS = (
+    *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "fifteen"),
+    *("twenty", "thirty", "forty", "forty-five", "fifty", "sixty", "one hundred"),
+)
+# the directions of a prescription written as the next sentence of its line ("500 mg tablet. Sig: ...")
+_SIG = re.compile(r"[ \t]*sig\b", re.IGNORECASE)
 # a count of dose forms: "2", "1 1/2", "½", "one", "one (1)" (discharge "Sig:" lines write both)
 _COUNT = r"(?:(?P<{name}>{nums})(?:\s*\(\s*\d+(?:\.\d+)?\s*\))?)"
 # what a strength is per: "160 mg/5 mL", "5,000 units/mL", "250-50 mcg/dose", "0.1 units/kg/hr"
@@ -69,8 +76,13 @@ _PER_UNITS = {
 _PER_UNIT = "|".join(_PER_UNITS)
 _PER_PART = re.compile(rf"\s*/\s*(?:(?P<amount>{_NUM})\s*)?(?P<unit>{_PER_UNIT})\b", re.IGNORECASE)
 _PER = rf"(?P<per>(?:\s*/\s*(?:(?:{_NUM})\s*)?(?:{_PER_UNIT})\b)*)"  # _PER_PART, repeated, unnamed
-# a volume of liquid after the strength is the dose ("160 mg/5 mL 7.5 mL"); never a denominator
-_VOLUME = re.compile(rf"(?<![\w./])(?<!/ )(?P<value>{_NUM})\s*(?P<form>ml|cc)(?![\w/])", re.IGNORECASE)
+# a volume of liquid after the strength is the dose ("160 mg/5 mL 7.5 mL", "Sig: Thirty (30) ML");
+# never a denominator
+_VOLUME = re.compile(
+    rf"(?<![\w./])(?<!/ )(?:(?P<word>{'|'.join(_VOLUME_WORDS)})\s*\(\s*)?(?P<value>{_NUM})(?(word)\s*\))"
+    r"\s*(?P<form>ml|cc)(?![\w/])",
+    re.IGNORECASE,
+)
 _AND_A_HALF = re.compile(r"(\d+)\s+1/2")  # "1 1/2 teaspoons"
 # a drug joined to the next by a hyphen or slash is one combination product ("sacubitril-valsartan")
 _COMBINATION = re.compile(r"\s*[-/]\s*")
@@ -181,10 +193,19 @@ class MedicationRules:
             and m.start() <= 50
         ):
             found["dose"] = {**at(m), "value": _number(m["value"]), "unit": "mL"}
+        dose = found.get("dose")
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):
             best = None
             for pattern, code, display in table:
-                m = pattern.search(text)
+                # "2 inh" is a dose; the route is not inside it
+                m = next(
+                    (
+                        x
+                        for x in pattern.finditer(text)
+                        if not (dose and dose["start"] <= offset + x.start() < dose["end"])
+                    ),
+                    None,
+                )
                 if m and (best is None or (m.start(), -m.end()) < (best[0].start(), -best[0].end())):
                     best = (m, code, display)
             if best:
@@ -266,6 +287,8 @@ class MedicationAttributes:
     def _window(text: str, sent_ends: list[int], span: Span, following: list[Span]) -> tuple[str, int]:
         start = span.end_char
         end = min(len(text), start + WINDOW_CHARS, sent_ends[span.end - 1])
+        if _SIG.match(text, end):  # "Metformin 500 mg tablet. Sig: 1 tab PO BID": its directions
+            end = min(len(text), start + 2 * WINDOW_CHARS)
         newline = text.find("\n", start, end if end > start else len(text))
         if newline != -1:
             end = newline
