@@ -214,13 +214,9 @@ class PipelineProcesses:
             NotReady: the pool is closed.
         """
         expires = time.monotonic() + self._timeout
-        process = self._idle.get(self._timeout)
-        if process is None:
-            raise DeadlineExceeded(f"no pipeline process was free within {self._timeout:g} s")
-        if self._closed:
-            raise NotReady("the service is shutting down")
+        task = (text, note_id, patient_id, list(targets) if targets is not None else None)
+        process = self._send(task, expires)
         try:
-            process.conn.send((text, note_id, patient_id, list(targets) if targets is not None else None))
             if not process.conn.poll(max(0.0, expires - time.monotonic())):
                 log.warning("a note ran past %g s; killing and replacing its pipeline process", self._timeout)
                 self._replace(process)
@@ -240,6 +236,30 @@ class PipelineProcesses:
         if kind == "input_error":
             raise InputError(message[1], code=message[2])
         raise RuntimeError(f"{message[1]} in the pipeline process")
+
+    def _send(self, task: tuple[Any, ...], expires: float) -> _Process:
+        """Hand ``task`` to the next free process. One that died while idle (an OOM kill between two
+        notes) is replaced and the note goes to the next: the note never ran, so it did not crash it.
+
+        Raises:
+            DeadlineExceeded: no live process was free before ``expires``.
+            NotReady: the pool is closed.
+        """
+        while True:
+            process = self._idle.get(max(0.0, expires - time.monotonic()))
+            if process is None:
+                raise DeadlineExceeded(f"no pipeline process was free within {self._timeout:g} s")
+            if self._closed:
+                raise NotReady("the service is shutting down")
+            if process.process.is_alive():
+                try:
+                    process.conn.send(task)
+                    return process
+                except OSError:
+                    pass
+            how = describe_exit(process.process.exitcode)
+            log.error("a pipeline process died (%s) while idle; replacing it", how)
+            self._replace(process)
 
     def _replace(self, process: _Process) -> None:
         """Kill ``process`` and start its successor; it joins the queue once it has loaded the pipeline."""

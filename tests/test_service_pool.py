@@ -3,6 +3,7 @@ fair sharing between threads, and the service's answers when a process dies or a
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -138,6 +139,20 @@ def test_a_note_that_kills_its_process_fails_alone(pool: PipelineProcesses) -> N
     assert pool.annotate(NOTE).note_id == "note"
     _wait_until_live(pool, 2)
     assert pool.live == 2
+
+
+def test_a_process_killed_while_idle_costs_no_note(pool: PipelineProcesses) -> None:
+    """An OOM kill between two notes: the note that finds the dead process goes to the next one."""
+    _wait_until_live(pool, 2)
+    restarts = pool.restarts
+    victim = pool.annotate(NOTE).patient_id  # that process goes to the back of the queue
+    assert victim is not None
+    os.kill(int(victim), signal.SIGKILL)
+    time.sleep(0.5)
+    answered = {pool.annotate(NOTE).patient_id for _ in range(2)}  # the second one meets the dead process
+    assert victim not in answered
+    assert pool.restarts == restarts + 1
+    _wait_until_live(pool, 2)
 
 
 def test_threads_share_the_processes_first_come_first_served(pool: PipelineProcesses) -> None:
