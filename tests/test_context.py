@@ -220,6 +220,9 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("Asbestos exposure in the 1970s.", "Asbestos exposure", "PROBLEM", "historical"),
         ("Last HbA1c 8.1% in March.", "HbA1c", "TEST", "historical"),
         ("Had a urinary tract infection last month.", "urinary tract infection", "PROBLEM", "historical"),
+        # "no recurrence" says a condition is over, even a chronic one; "no recurrence of X" negates X
+        ("Atrial flutter s/p ablation, no recurrence.", "Atrial flutter", "PROBLEM", "historical"),
+        ("No recurrence of atrial fibrillation since ablation.", "atrial fibrillation", "PROBLEM", "absent"),
         (
             "History of recurrent urinary tract infections.",
             "recurrent urinary tract infections",
