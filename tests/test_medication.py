@@ -159,6 +159,12 @@ CASES = [
         "Tylenol",
         {"strength": "500 mg", "dose": "2 caplets", "frequency": "TID"},
     ),
+    (
+        "ibuprofen 200 mg 2 pills q6h",
+        "ibuprofen",
+        {"strength": "200 mg", "dose": "2 pills", "frequency": "q6h"},
+    ),
+    ("nystatin 1 troche 5 times daily", "nystatin", {"dose": "1 troche", "frequency": "5 times daily"}),
 ]
 
 
