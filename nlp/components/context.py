@@ -216,12 +216,18 @@ class ClinicalContext:
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
         nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
         resolved = any(cue["category"] == "resolved" for cue in cues)
-        lasting = self.chronic(span) or any(token.lower_ == "recurrent" for token in span)
-        if assertions == {"historical"} and not resolved and lasting:
-            assertions.clear()  # "history of hypertension", "of recurrent UTIs": still present
-        current = any(cue["category"] in ("current", "ongoing") for cue in cues)
-        if assertions == {"historical"} and not resolved and current:
-            assertions.clear()  # "on levetiracetam, last seizure in 2022": the drug is taken now
+        # still present: "history of hypertension", "of recurrent UTIs" (a lasting condition) and
+        # "on levetiracetam, last seizure in 2022" (a drug taken now), unless said to be over
+        if (
+            assertions == {"historical"}
+            and not resolved
+            and (
+                self.chronic(span)
+                or any(token.lower_ == "recurrent" for token in span)
+                or any(cue["category"] in ("current", "ongoing") for cue in cues)
+            )
+        ):
+            assertions.clear()
         section = span._.section_category
         default = self._section_defaults.get(section or "")
         if default is not None and default.labels is not None and span.label_ not in default.labels:
