@@ -19,7 +19,7 @@ from nlp.records import Code, Mention, NoteRecord, Relation
 
 SAMPLES = Path(__file__).resolve().parent.parent / "corpora" / "samples_literature"
 HAS_BC5CDR = (DEFAULT_ROOT / "bc5cdr").is_dir()
-# measured 0.429 (P 0.450, R 0.409); 0.458 before the ADE tagger, whose sentence-level relations are
+# measured 0.428 (P 0.450, R 0.409); 0.458 before the ADE tagger, whose sentence-level relations are
 # more precise (0.632 against 0.523) but fewer for the pair model to build on (README, Literature)
 CID_TEST_FLOOR = 0.41
 

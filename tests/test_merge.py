@@ -131,6 +131,14 @@ def test_merge_without_a_clinical_group(blank) -> None:
         ("| HR    | 72 |", "| HR    ", ["HR"]),
         ("acetaminophen PRN knee pain", "PRN knee pain", ["knee pain"]),
         ("MRN: TEST-000005", "TEST-000005", []),
+        # a finding, not where it is or the word after it
+        ("atrophy in his right arm", "atrophy in his right arm", ["atrophy"]),
+        (
+            "worsening of the dysesthesia in both feet",
+            "worsening of the dysesthesia in",
+            ["worsening of the dysesthesia"],
+        ),
+        ("pain in the chest", "pain in the chest", ["pain in the chest"]),
     ],
 )
 def test_model_spans_are_cleaned(blank, text, model, expected) -> None:
@@ -153,6 +161,13 @@ def test_model_spans_are_cleaned(blank, text, model, expected) -> None:
         ("latanoprost 0.005% ophthalmic solution 1 drop", "ophthalmic solution", []),
         # the strength is not the name
         ("Lactulose 10 g/15 mL BID", "Lactulose 10 g/15", [("Lactulose", "DRUG")]),
+        # how a drug is given is not its name, nor is what follows it
+        ("during lithium prophylaxis", "lithium prophylaxis", [("lithium", "DRUG")]),
+        (
+            "a sodium nitroprusside infusion",
+            "sodium nitroprusside infusion",
+            [("sodium nitroprusside", "DRUG")],
+        ),
     ],
 )
 def test_lab_analytes_are_not_drugs(blank, text, model, expected) -> None:

@@ -4,7 +4,9 @@ First the model's spans are cleaned (``model_mentions.json``): leading assertion
 "PRN" are trimmed ("denies chest pain" → "chest pain", so ConText still sees the cue); spans that
 are a listed non-mention ("Cardiovascular", "RRR"), an identifier, touch a section header or are a
 whole line in capitals ("TELEPHONE ENCOUNTER") are dropped; a DRUG span that names a lab analyte
-("creatinine 1.2") becomes a TEST, or is dropped when no value follows.
+("creatinine 1.2") becomes a TEST, or is dropped when no value follows; a DRUG span ends before how
+the drug is given ("lithium prophylaxis" → "lithium"), a PROBLEM span before the body site of "in his
+right arm", and no span ends with a preposition.
 
 The lexicon knows codes; a model knows boundaries and words no vocabulary spells. For every model
 span, in document order:
@@ -149,6 +151,13 @@ def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tup
                 end -= 1
         if span.label_ == "DRUG":  # "Lactulose 10 g/15", "NORCO 5-325 MG": the strength is not the name
             end = next((i for i in range(start + 1, end) if strength.match(doc.text, doc[i].idx)), end)
+            # "lithium prophylaxis", "sodium nitroprusside infusion": the substance
+            while end - start > 1 and doc[end - 1].lower_ in _DRUG_USE:
+                end -= 1
+        if span.label_ == "PROBLEM":  # "atrophy in his right arm": the finding, not where it is
+            end = next((i for i in range(start + 1, end - 1) if _WHERE.match(doc[i : i + 2].text)), end)
+        while end - start > 1 and doc[end - 1].lower_ in _PREPOSITIONS:  # "worsening of the dysesthesia in"
+            end -= 1
         text = doc[start:end].text.lower() if start < end else ""
         if not text or text in not_mentions or tuple(text.split()) in cues or _IDENTIFIER.match(text):
             continue
@@ -164,6 +173,16 @@ def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tup
         same = (start, end, label) == (span.start, span.end, span.label_)
         out.append((span if same else Span(doc, start, end, label), score))
     return out
+
+
+# what follows a drug's name in a model span and is not the drug: how it is given or taken
+_DRUG_USE = frozenset(
+    {"therapy", "treatment", "infusion", "prophylaxis", "administration", "regimen", "exposure", "intake"}
+)
+_PREPOSITIONS = frozenset(
+    {"in", "of", "at", "on", "with", "from", "to", "after", "following", "during", "by"}
+)
+_WHERE = re.compile(r"in (?:his|her|their|both)\b", re.IGNORECASE)
 
 
 def _trim(doc: Doc, start: int, end: int, cues: list[tuple[str, ...]]) -> tuple[int, int]:
