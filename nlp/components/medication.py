@@ -34,24 +34,17 @@ _DIRECTIONS = re.compile(
 # what a number alone after a drug name is not: a unit, a dose form, a date, a time or a count
 _BARE_STRENGTH = re.compile(rf"\s+(?P<value>{_NUM})(?:(?P<sep>[-/])(?P<high>{_NUM}))?(?![\w./%:-]|,\d)")
 _WORD_NUMS = {
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "eight": 8,
-    "ten": 10,
+    **{
+        w: i
+        for i, w in enumerate(("one", "two", "three", "four", "five", "six", "seven", "eight", "nine"), 1)
+    },
+    **{"ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50},
+    **{"sixty": 60, "one hundred": 100},
     "half": 0.5,
     "half a": 0.5,
     "1/2": 0.5,
     "½": 0.5,
 }
-# a volume in words and digits, as discharge "Sig:" lines write it: "Thirty (30) ML"
-_VOLUME_WORDS = (
-    *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "fifteen"),
-    *("twenty", "thirty", "forty", "forty-five", "fifty", "sixty", "one hundred"),
-)
 # the directions of a prescription written as the next sentence of its line ("500 mg tablet. Sig: ...")
 _SIG = re.compile(r"[ \t]*sig\b", re.IGNORECASE)
 # a count of dose forms: "2", "1 1/2", "½", "one", "one (1)" (discharge "Sig:" lines write both)
@@ -76,10 +69,11 @@ _PER_UNITS = {
 _PER_UNIT = "|".join(_PER_UNITS)
 _PER_PART = re.compile(rf"\s*/\s*(?:(?P<amount>{_NUM})\s*)?(?P<unit>{_PER_UNIT})\b", re.IGNORECASE)
 _PER = rf"(?P<per>(?:\s*/\s*(?:(?:{_NUM})\s*)?(?:{_PER_UNIT})\b)*)"  # _PER_PART, repeated, unnamed
-# a volume of liquid after the strength is the dose ("160 mg/5 mL 7.5 mL", "Sig: Thirty (30) ML");
-# never a denominator
+# a volume of liquid after the strength is the dose ("160 mg/5 mL 7.5 mL", and in words and digits,
+# as discharge "Sig:" lines write it: "Thirty (30) ML"); never a denominator
 _VOLUME = re.compile(
-    rf"(?<![\w./])(?<!/ )(?:(?P<word>{'|'.join(_VOLUME_WORDS)})\s*\(\s*)?(?P<value>{_NUM})(?(word)\s*\))"
+    rf"(?<![\w./])(?<!/ )(?:(?P<word>{'|'.join(map(re.escape, _WORD_NUMS))})\s*\(\s*)?(?P<value>{_NUM})"
+    r"(?(word)\s*\))"
     r"\s*(?P<form>ml|cc)(?![\w/])",
     re.IGNORECASE,
 )

@@ -136,7 +136,7 @@ def merge_roles(doc: Doc, found: Iterable[tuple[Span, float]], source: str) -> N
 
 def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tuple[Span, float]]:
     """Trim cues and punctuation off model spans, drop non-mentions, relabel lab analytes (see module doc)."""
-    cues, not_mentions, analytes, forms, strength = _rules()
+    rules = _rules()
     headers = {
         i
         for section in getattr(doc._, "sections", None) or ()
@@ -145,44 +145,40 @@ def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tup
     }
     out = []
     for span, score in found:
-        start, end = _trim(doc, span.start, span.end, cues)
+        start, end = _trim(doc, span.start, span.end, rules.cues)
         if span.label_ != "PROBLEM":  # "PTT 31", "cholecystectomy 2012"; but "CKD stage 3" keeps its number
             while end - start > 1 and doc[end - 1].like_num:
                 end -= 1
         if span.label_ == "DRUG":  # "Lactulose 10 g/15", "NORCO 5-325 MG": the strength is not the name
-            end = next((i for i in range(start + 1, end) if strength.match(doc.text, doc[i].idx)), end)
+            end = next((i for i in range(start + 1, end) if rules.strength.match(doc.text, doc[i].idx)), end)
             # "lithium prophylaxis", "sodium nitroprusside infusion": the substance
-            while end - start > 1 and doc[end - 1].lower_ in _DRUG_USE:
+            while end - start > 1 and doc[end - 1].lower_ in rules.drug_use:
                 end -= 1
         if span.label_ == "PROBLEM":  # "atrophy in his right arm": the finding, not where it is
-            end = next((i for i in range(start + 1, end - 1) if _WHERE.match(doc[i : i + 2].text)), end)
-        while end - start > 1 and doc[end - 1].lower_ in _PREPOSITIONS:  # "worsening of the dysesthesia in"
+            pairs = range(start + 1, end - 1)
+            end = next((i for i in pairs if (doc[i].lower_, doc[i + 1].lower_) in rules.site_openers), end)
+        while end - start > 1 and doc[end - 1].lower_ in rules.trailing:  # "worsening of the dysesthesia in"
             end -= 1
         text = doc[start:end].text.lower() if start < end else ""
-        if not text or text in not_mentions or tuple(text.split()) in cues or _IDENTIFIER.match(text):
+        if (
+            not text
+            or text in rules.not_mentions
+            or tuple(text.split()) in rules.cues
+            or _IDENTIFIER.match(text)
+        ):
             continue
         if any(i in headers for i in range(start, end)) or _capital_line(doc, start, end):
             continue
         label = span.label_
-        if label == "DRUG" and text in forms:  # "senna 8.6 mg 2 tabs": a dose form is not a second drug
+        if label == "DRUG" and text in rules.forms:  # "senna 8.6 mg 2 tabs": a dose form is not a second drug
             continue
-        if label == "DRUG" and text in analytes:
+        if label == "DRUG" and text in rules.analytes:
             if not any(t.like_num for t in doc[end : end + 3]):
                 continue
             label = "TEST"
         same = (start, end, label) == (span.start, span.end, span.label_)
         out.append((span if same else Span(doc, start, end, label), score))
     return out
-
-
-# what follows a drug's name in a model span and is not the drug: how it is given or taken
-_DRUG_USE = frozenset(
-    {"therapy", "treatment", "infusion", "prophylaxis", "administration", "regimen", "exposure", "intake"}
-)
-_PREPOSITIONS = frozenset(
-    {"in", "of", "at", "on", "with", "from", "to", "after", "following", "during", "by"}
-)
-_WHERE = re.compile(r"in (?:his|her|their|both)\b", re.IGNORECASE)
 
 
 def _trim(doc: Doc, start: int, end: int, cues: list[tuple[str, ...]]) -> tuple[int, int]:
@@ -226,6 +222,9 @@ class _Rules(NamedTuple):
     analytes: frozenset[str]
     forms: frozenset[str]
     strength: re.Pattern[str]
+    drug_use: frozenset[str]
+    site_openers: frozenset[tuple[str, ...]]
+    trailing: frozenset[str]
 
 
 @functools.cache
@@ -236,7 +235,16 @@ def _rules() -> _Rules:
     forms = frozenset(t.lower() for t in [*spec.formulations, *resources.load("medication").dose_forms])
     # the medication rules' strength: a number with a unit ("400 IU"), not one in a name ("interleukin 2")
     strength = MedicationRules.from_resources().strength
-    return _Rules(cues, frozenset(t.lower() for t in spec.not_mentions), analytes, forms, strength)
+    return _Rules(
+        cues,
+        frozenset(t.lower() for t in spec.not_mentions),
+        analytes,
+        forms,
+        strength,
+        drug_use=frozenset(w.lower() for w in spec.drug_use),
+        site_openers=frozenset(tuple(w.lower().split()) for w in spec.site_openers),
+        trailing=frozenset(w.lower() for w in spec.trailing_words),
+    )
 
 
 def _set(span: Span, source: str, score: float) -> None:

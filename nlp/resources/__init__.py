@@ -119,6 +119,9 @@ class ModelMentionRules(_Strict):
     not_mentions: list[str]  # whole mention texts a model may not claim
     lab_analytes: list[str]  # a model DRUG with this text is a lab test (with a value) or nothing
     formulations: list[str]  # with medication.json's dose forms: whole texts that are not a drug
+    drug_use: list[str]  # words after a drug's name that say how it is given ("lithium prophylaxis")
+    site_openers: list[str]  # two words where a finding's body site starts ("atrophy in his right arm")
+    trailing_words: list[str]  # words no mention ends with (prepositions)
 
 
 class Relationship(_Strict):
