@@ -11,7 +11,8 @@ The output directory of :func:`run_batch`::
                           [k * shard_size, (k + 1) * shard_size) are shard k
     errors.ndjson         one line per failed note: note_id, text_sha256, code, message, shard
     manifest.json         status, counts, errors by code, pipeline id and fingerprint, options,
-                          inputs, shards with their note counts and SHA-256, words, seconds
+                          inputs, shards with their note counts and SHA-256, words, seconds,
+                          notes whose id an earlier note of the run already had
     _ledger.jsonl         the run's identity, then one line per committed shard (the resume state)
     _errors/part-….ndjson each shard's failed notes (``errors.ndjson`` is their concatenation)
 
@@ -874,6 +875,33 @@ class Manifest:
     worker_restarts: int
     mentions_by_label: dict[str, int]
     mentions_by_assertion: dict[str, int]
+    duplicate_ids: int
+    duplicate_id_examples: list[str]
+
+
+class _RepeatedIds:
+    """Notes whose id an earlier note of the run already had: both are annotated and kept, but the
+    FHIR resource ids derive from the note id, so a FHIR server would merge their resources.
+
+    Ids are kept as 64-bit digests (a few dozen bytes a note, for runs of millions).
+    """
+
+    EXAMPLES = 10
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self.count = 0
+        self.examples: list[str] = []
+
+    def add(self, note_id: str) -> None:
+        digest = hashlib.blake2b(note_id.encode("utf-8", "backslashreplace"), digest_size=8).digest()
+        key = int.from_bytes(digest, "big")
+        if key not in self._seen:
+            self._seen.add(key)
+            return
+        self.count += 1
+        if len(self.examples) < self.EXAMPLES and note_id not in self.examples:
+            self.examples.append(note_id)
 
 
 def _status(notes: int, failed: int) -> Status:
@@ -1015,6 +1043,7 @@ def run_batch(
     loaded = time.perf_counter()
     entries = dict(done)
     annotated = 0
+    repeated = _RepeatedIds()
     try:
         run.update(pipeline=annotator.pipeline_id, pipeline_fingerprint=annotator.fingerprint)
         if previous is None:
@@ -1024,6 +1053,7 @@ def run_batch(
 
         def todo() -> Iterator[tuple[int, SourceNote]]:
             for index, note in enumerate(read_notes(sources, id_col=id_col, text_col=text_col)):
+                repeated.add(note.note_id)
                 if index // shard_size not in done:
                     yield index // shard_size, note
 
@@ -1096,7 +1126,15 @@ def run_batch(
         worker_restarts=annotator.restarts,
         mentions_by_label=_sum_counters(shards, "mentions_by_label"),
         mentions_by_assertion=_sum_counters(shards, "mentions_by_assertion"),
+        duplicate_ids=repeated.count,
+        duplicate_id_examples=repeated.examples,
     )
+    if repeated.count:
+        log.warning(
+            "%d notes repeat an earlier note's id (e.g. %s): their FHIR resource ids collide",
+            repeated.count,
+            ", ".join(repeated.examples),
+        )
     tmp = out / TMP_DIR / MANIFEST
     tmp.write_text(json.dumps(asdict(manifest), indent=2, ensure_ascii=False) + "\n", "utf-8")
     _commit_file(tmp, out / MANIFEST)

@@ -94,6 +94,11 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             "errors by code:        "
             + ", ".join(f"{k} {v}" for k, v in sorted(manifest.errors_by_code.items()))
         )
+    if manifest.duplicate_ids:
+        print(
+            f"repeated note ids:     {manifest.duplicate_ids} (e.g. "
+            f"{', '.join(manifest.duplicate_id_examples)}); their FHIR resource ids collide"
+        )
     return 1 if manifest.status == "FAILED" else 0
 
 

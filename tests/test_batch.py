@@ -368,6 +368,27 @@ def test_bad_options(tmp_path: Path, options: dict) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_repeated_note_ids_are_reported_and_every_note_is_kept(tmp_path: Path) -> None:
+    first = _write_jsonl(tmp_path / "a.jsonl", _notes(3))
+    second = _write_jsonl(tmp_path / "b.jsonl", _notes(4)[1:] + [{"id": "n0001", "text": "No HTN."}])
+    out = tmp_path / "out"
+    manifest = _run([first, second], out, shard_size=2, fmt="record")
+    assert [r["note_id"] for r in _records(out)] == ["n0000", "n0001", "n0002"] + [
+        "n0001",
+        "n0002",
+        "n0003",
+        "n0001",
+    ]
+    assert (manifest.input, manifest.duplicate_ids, manifest.duplicate_id_examples) == (
+        7,
+        3,
+        ["n0001", "n0002"],
+    )
+    (out / "manifest.json").unlink()
+    resumed = _run([first, second], out, shard_size=2, fmt="record", resume=True)
+    assert (resumed.resumed, resumed.duplicate_ids) == (7, 3)
+
+
 def test_all_notes_failing_is_a_failed_run(tmp_path: Path) -> None:
     source = _write_jsonl(tmp_path / "notes.jsonl", [{"id": "a", "text": ""}, {"id": "b"}])
     assert _run([source], tmp_path / "out").status == "FAILED"

@@ -131,6 +131,12 @@ def test_an_existing_run_needs_resume(inputs: Path, capsys) -> None:
     assert "notes: 1 (1 resumed)  errors: 0" in capsys.readouterr().out
 
 
+def test_repeated_note_ids_are_reported(inputs: Path, capsys) -> None:
+    a_txt = str(inputs / "in" / "a.txt")
+    assert main(["annotate", a_txt, a_txt, "-o", str(inputs / "out"), *FAST]) == 0
+    assert "repeated note ids:     1 (e.g. a); their FHIR resource ids collide" in capsys.readouterr().out
+
+
 def test_table_and_summary(inputs: Path, capsys) -> None:
     main(["annotate", str(inputs / "in" / "a.txt"), "-o", str(inputs / "out"), "--table", *FAST])
     out = capsys.readouterr().out
