@@ -229,6 +229,40 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
             "PROBLEM",
             "present",
         ),
+        # a terminator ends a cue's scope however short it is (medspaCy's overlap test missed
+        # a scope inside the terminator's, so "on" used to reach past ";")
+        ("Epilepsy on levetiracetam; craniotomy 2011.", "craniotomy", "PROCEDURE", "historical"),
+        # a cue in parentheses does not reach past them, but may speak of what they qualify
+        ("PMH: gout (no recent flares), psoriasis, GERD.", "psoriasis", "PROBLEM", "present"),
+        ("PMH: gout (no recent flares), psoriasis, GERD.", "GERD", "PROBLEM", "present"),
+        ("Treated syphilis (completed 2016).", "syphilis", "PROBLEM", "historical"),
+        # "(-)" negates the list after it, "p/w" opens what the patient has
+        ("ROS: (-) headache, vertigo, tinnitus, epistaxis, hoarseness.", "hoarseness", "PROBLEM", "absent"),
+        ("58F w/ no prior surgeries p/w 2 days of flank pain.", "flank pain", "PROBLEM", "present"),
+        # over: a drip weaned off, a line removed, a drug narrowed to another
+        ("Started a nicardipine drip, which was weaned off overnight.", "nicardipine", "DRUG", "historical"),
+        ("The Foley catheter was removed on POD1.", "Foley catheter", "PROCEDURE", "historical"),
+        ("Vancomycin narrowed to cefazolin on day 3.", "Vancomycin", "DRUG", "historical"),
+        ("Meropenem was continued; will continue meropenem for 14 days.", "meropenem", "DRUG", "present"),
+        # not done and not planned
+        ("Heparin was not started given the bleed.", "Heparin", "DRUG", "absent"),
+        ("Bronchoscopy declined by the patient.", "Bronchoscopy", "PROCEDURE", "absent"),
+        ("Not a candidate for TAVR at this time.", "TAVR", "PROCEDURE", "absent"),
+        # a result still to come is of a test already done
+        ("Urine culture pending.", "Urine culture", "TEST", "present"),
+        # a problem headed as resolved is over; the next sentence is not
+        ("# Hyperkalemia, resolved: 70M with ESRD on HD.", "Hyperkalemia", "PROBLEM", "historical"),
+        ("# Hyperkalemia, resolved: 70M with ESRD on HD.", "ESRD", "PROBLEM", "present"),
+        ("Her first pregnancy was complicated by preeclampsia.", "preeclampsia", "PROBLEM", "historical"),
+        ("Tobacco: h/o chewing tobacco, none in 5 years.", "chewing tobacco", "PROBLEM", "historical"),
+        # instructions speak of what brought the patient in as fact, and of surgery done as past
+        (
+            "Discharge Instructions:\nYou were admitted with a kidney infection.",
+            "kidney infection",
+            "PROBLEM",
+            "present",
+        ),
+        ("Discharge Instructions:\nYou had a hernia repair.", "hernia repair", "PROCEDURE", "historical"),
     ],
 )
 def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:

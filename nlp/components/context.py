@@ -68,7 +68,10 @@ def context_rules(nlp: Language) -> list[ConTextRule]:
                     spec.category,
                     pattern=pattern,
                     direction=spec.direction,
-                    max_scope=spec.max_scope,
+                    # a terminator's own scope is the tokens beside it: medspaCy ends a cue's scope
+                    # only where the two scopes overlap, and its overlap test misses a scope that
+                    # lies inside the other (a sentence-wide terminator never cut a max_scope cue)
+                    max_scope=1 if spec.direction == "TERMINATE" else spec.max_scope,
                     allowed_types=set(spec.allowed_types) if spec.allowed_types else None,
                     excluded_types=set(spec.excluded_types) if spec.excluded_types else None,
                     # a CURRENT cue ("now on", "switched to") ends every other cue's scope, as a
@@ -199,6 +202,8 @@ class ClinicalContext:
         for modifier in span._.modifiers:
             start, end = modifier.modifier_span
             cue = doc[start:end]
+            if not _reaches(cue, span):
+                continue
             category = modifier.category
             evidence = {
                 "category": category.lower(),
@@ -243,6 +248,8 @@ class ClinicalContext:
         default_assertion = default.assertion if default is not None else None
         if default_assertion == "historical" and self.chronic(span):
             default_assertion = None  # a chronic condition in a history section is still present
+        if any(cue["category"] == "asserted" for cue in cues):
+            default_assertion = None  # "you were admitted for X" under Discharge Instructions
         if assertion is None and default_assertion is not None:
             assertion = default_assertion
             cues.append(section_cue)
@@ -305,6 +312,26 @@ class ClinicalContext:
         if m and 0 < int(m["age"]) < 120:
             return int(m["age"])
         return None
+
+
+def _reaches(cue: Span, span: Span) -> bool:
+    """Whether a cue can speak of the mention: a cue inside parentheses does not reach past them
+    ("PMH: asthma (no prior intubations), OSA": "no" does not reach "OSA"), though it may speak of
+    what they qualify ("Treated hepatitis C (SVR 2017)")."""
+    depth = 0
+    for token in cue.sent[: cue.start - cue.sent.start]:
+        if token.text == "(":
+            depth += 1
+        elif token.text == ")" and depth:
+            depth -= 1
+    if not depth or span.start < cue.start:
+        return True
+    depth = 0
+    for token in cue.doc[cue.end : span.start]:
+        depth += (token.text == "(") - (token.text == ")")
+        if depth < 0:
+            return False
+    return True
 
 
 def _distance(cue: Span, span: Span) -> int:

@@ -54,6 +54,7 @@ ContextCategory = Literal[
     "RESOLVED",
     "CURRENT",
     "ONGOING",
+    "ASSERTED",
     "FAMILY",
     "PATIENT",
     "TERMINATE",
