@@ -52,6 +52,8 @@ CASES = [
     ("Father with type 2 diabetes.", "type 2 diabetes", "present", "family"),
     ("Family history of colon cancer.", "colon cancer", "present", "family"),
     ("No family history of CAD.", "CAD", "absent", "family"),
+    # a relative cue reaches past terminators ("who", "developed"), only ";" ends it
+    ("FHx: uncle who developed pancreatitis from alcohol.", "pancreatitis", "present", "family"),
     (
         "She ate salty food over a family holiday and ran out of furosemide.",
         "furosemide",

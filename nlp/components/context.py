@@ -166,6 +166,7 @@ class ClinicalContext:
         if SPAN_GROUP not in doc.spans or not len(doc.spans[SPAN_GROUP]):
             return doc
         self._context(doc)
+        _relatives_reach_past_terminators(doc)
         for span in doc.spans[SPAN_GROUP]:
             self.decide(span)
         doc._.context_graph = None  # holds Spans; records never need it and it blocks pickling
@@ -312,6 +313,32 @@ class ClinicalContext:
         if m and 0 < int(m["age"]) < 120:
             return int(m["age"])
         return None
+
+
+def _relatives_reach_past_terminators(doc: Doc) -> None:
+    """Give a relative cue ("brother", "maternal") its whole window back: only ";" ends it.
+
+    "brother who developed Stevens-Johnson syndrome": "who" and "developed" end other cues' scope,
+    but the condition is still the brother's. Windowed family cues only; "family history of" keeps
+    its terminators.
+    """
+    graph = doc._.context_graph
+    for modifier in graph.modifiers:
+        window = modifier.rule.max_scope
+        if modifier.category != "FAMILY" or window is None:
+            continue
+        start, end = modifier.modifier_span
+        sent = doc[start].sent
+        low = max(sent.start, start - window) if modifier.direction != "FORWARD" else end
+        high = min(sent.end, end + window) if modifier.direction != "BACKWARD" else start
+        for token in doc[low:start]:
+            if token.text == ";":
+                low = token.i + 1
+        high = next((t.i for t in doc[end:high] if t.text == ";"), high)
+        modifier.update_scope(doc[low:high])
+        for target in graph.targets:
+            if modifier not in target._.modifiers and modifier.modifies(target):
+                target._.modifiers += (modifier,)
 
 
 def _reaches(cue: Span, span: Span) -> bool:
