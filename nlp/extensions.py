@@ -50,6 +50,12 @@ _DOC_EXTENSIONS: dict[str, object] = {
 }
 
 
+def copy_span_attributes(source: Span, target: Span) -> None:
+    """Give ``target`` every attribute of ours that ``source`` has (a mention rebuilt wider)."""
+    for name in _SPAN_EXTENSIONS:
+        setattr(target._, name, getattr(source._, name))
+
+
 def register() -> None:
     """Declare the extensions (idempotent; called when the package is imported)."""
     for name, default in _SPAN_EXTENSIONS.items():

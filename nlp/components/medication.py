@@ -1,9 +1,11 @@
 """Medication attributes by rule: strength, dose, route, frequency, duration, PRN and its reason.
 
-For each DRUG or DRUG_CLASS mention the attributes are read from the text that follows it in
-the same sentence and line, up to the next drug ("metformin 1000 mg PO BID, lisinopril 10mg
-daily"). Each attribute keeps its exact text and offsets plus a normalised value (UCUM unit,
-SNOMED route, HL7 timing code). Vocabulary: ``resources/en/medication.json``.
+First, one mention per product (:func:`product_mentions`): a combination is one mention
+("sacubitril-valsartan") and a brand that restates the drug before it is none ("atorvastatin
+(LIPITOR)"). Then for each DRUG or DRUG_CLASS mention the attributes are read from the text that
+follows it in the same sentence and line, up to the next drug ("metformin 1000 mg PO BID,
+lisinopril 10mg daily"). Each attribute keeps its exact text and offsets plus a normalised value
+(UCUM unit, SNOMED route, HL7 timing code). Vocabulary: ``resources/en/medication.json``.
 """
 
 import re
@@ -16,9 +18,18 @@ from spacy.tokens import Doc, Span
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
 from nlp.components.sentences import sentence_ends
+from nlp.extensions import copy_span_attributes
 
 MED_LABELS = {"DRUG", "DRUG_CLASS"}
 WINDOW_CHARS = 90
+# a list item is the drug's whole line ("• albuterol (PROVENTIL HFA) 90 mcg/actuation inhaler    Inhale
+# 2 puffs into the lungs every 6 (six) hours"); a bullet, a number or nothing before the drug
+_ITEM_START = re.compile(r"[ \t]*(?:(?:[-*•·>#]|\d{1,3}[.)])[ \t]*)?")
+ITEM_CHARS = 300
+# a frequency's relation to meals belongs to it: "BID with meals", "daily before breakfast"
+_MEALS = re.compile(
+    r"\s+(?:with|before|after)\s+(?:meals|each meal|a meal|food|breakfast|lunch|dinner|supper)\b", re.I
+)
 # a PRN reason: up to five words ("fever or pain", "breakthrough pain"), or a threshold ("SBP > 160")
 _REASON = (
     r"[a-z][a-z'/]*(?:-[a-z]+)*(?:\s+(?!(?:once|then|until|while|given|continue|hold)\b)"
@@ -148,14 +159,18 @@ class MedicationRules:
             duration_units={k.lower(): v for k, v in spec.duration_units.items()},
         )
 
-    def extract(self, text: str, offset: int) -> dict[str, dict[str, Any]]:
-        """Attributes found in ``text`` (which starts at character ``offset`` of the note)."""
+    def extract(self, text: str, offset: int, *, reach: int = 50) -> dict[str, dict[str, Any]]:
+        """Attributes found in ``text`` (which starts at character ``offset`` of the note).
+
+        A strength must start within 40 characters and a dose within ``reach`` (a list item's
+        directions may come after a long product name).
+        """
         found: dict[str, dict[str, Any]] = {}
 
         def at(m: re.Match[str], group: int | str = 0) -> dict[str, Any]:
             return {"text": m.group(group), "start": offset + m.start(group), "end": offset + m.end(group)}
 
-        if (m := self.strength.search(text)) and m.start() <= 40:
+        if (m := self.strength.search(text)) and m.start() <= max(40, reach - 10):
             found["strength"] = {
                 **at(m),
                 "value": _number(m["value"]),
@@ -174,7 +189,7 @@ class MedicationRules:
                     "unit": None,
                     **({"high": _number(bare["high"])} if bare["high"] and bare["sep"] == "-" else {}),
                 }
-        if (m := self.dose.search(text)) and m.start() <= 50:
+        if (m := self.dose.search(text)) and m.start() <= reach:
             found["dose"] = {
                 **at(m),
                 "value": _count(m["value"].lower()),
@@ -184,32 +199,33 @@ class MedicationRules:
         elif (
             (strength := found.get("strength"))
             and (m := _VOLUME.search(text, strength["end"] - offset))
-            and m.start() <= 50
+            and m.start() <= reach
         ):
             found["dose"] = {**at(m), "value": _number(m["value"]), "unit": "mL"}
         dose = found.get("dose")
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):
             best = None
             for pattern, code, display in table:
-                # "2 inh" is a dose; the route is not inside it
-                m = next(
-                    (
-                        x
-                        for x in pattern.finditer(text)
-                        if not (dose and dose["start"] <= offset + x.start() < dose["end"])
-                    ),
-                    None,
-                )
-                if m and (best is None or (m.start(), -m.end()) < (best[0].start(), -best[0].end())):
-                    best = (m, code, display)
+                for m in pattern.finditer(text):
+                    if dose and dose["start"] <= offset + m.start() < dose["end"]:
+                        continue  # "2 inh" is a dose; the route is not inside it
+                    # the route of the directions, not of the product ("ophthalmic solution  Place 1
+                    # drop into both eyes"); otherwise the first, longest
+                    late = label == "route" and dose is not None and offset + m.start() >= dose["end"]
+                    key = (not late, m.start(), -m.end())
+                    if best is None or key < best[0]:
+                        best = (key, m, code, display)
             if best:
-                m, code, display = best
+                _, m, code, display = best
                 groups = {k: v for k, v in m.groupdict().items() if v}
                 found[label] = {
                     **at(m),
                     "code": code,
                     "display": display.format(**groups) if groups else display,
                 }
+                if label == "frequency" and (meals := _MEALS.match(text, m.end())):
+                    found[label]["text"] = text[m.start() : meals.end()]
+                    found[label]["end"] = offset + meals.end()
         if m := self.prn.search(text):
             found["prn"] = {**at(m), "value": True}
             if m["reason"] and m["reason"].strip():
@@ -257,14 +273,15 @@ class MedicationAttributes:
     def __call__(self, doc: Doc) -> Doc:
         if SPAN_GROUP not in doc.spans:
             return doc
-        spans = list(doc.spans[SPAN_GROUP])
+        spans = product_mentions(list(doc.spans[SPAN_GROUP]))
+        doc.spans[SPAN_GROUP] = spans
         text, sent_ends = doc.text, sentence_ends(doc)
         problems = {s.start_char: s for s in spans if s.label_ == "PROBLEM"}
         for k, span in enumerate(spans):
             if span.label_ not in MED_LABELS:
                 continue
-            window, offset = self._window(text, sent_ends, span, spans[k + 1 :])
-            found = self.rules.extract(window, offset)
+            window, offset, item = self._window(text, sent_ends, span, spans[k + 1 :])
+            found = self.rules.extract(window, offset, reach=ITEM_CHARS if item else 50)
             if "prn" not in found and (indication := self._indication(window, offset, problems)):
                 found["indication"] = indication
             span._.med_attrs = found
@@ -278,9 +295,14 @@ class MedicationAttributes:
         return None
 
     @staticmethod
-    def _window(text: str, sent_ends: list[int], span: Span, following: list[Span]) -> tuple[str, int]:
+    def _window(text: str, sent_ends: list[int], span: Span, following: list[Span]) -> tuple[str, int, bool]:
+        """The text after the drug that speaks of it, where it starts, and whether it is a list item."""
         start = span.end_char
+        line_start = text.rfind("\n", 0, span.start_char) + 1
+        item = bool(_ITEM_START.fullmatch(text, line_start, span.start_char))
         end = min(len(text), start + WINDOW_CHARS, sent_ends[span.end - 1])
+        if item:  # its line, whatever the sentence splitter made of it (cut at the newline below)
+            end = min(len(text), start + ITEM_CHARS)
         if _SIG.match(text, end):  # "Metformin 500 mg tablet. Sig: 1 tab PO BID": its directions
             end = min(len(text), start + 2 * WINDOW_CHARS)
         newline = text.find("\n", start, end if end > start else len(text))
@@ -289,7 +311,8 @@ class MedicationAttributes:
             if _DIRECTIONS.match(text, newline):  # the directions line under it belongs to it
                 after = text.find("\n", newline + 1)
                 end = min(after if after != -1 else len(text), newline + 1 + WINDOW_CHARS)
-        if (semicolon := text.find(";", start, end)) != -1:  # "oxycodone 5 mg q4h; senna 2 tabs qHS"
+        semicolon = next((m.start() for m in _SEMICOLON.finditer(text, start, end)), -1)
+        if semicolon != -1:  # "oxycodone 5 mg q4h; senna 2 tabs qHS", not "(PROVENTIL HFA;VENTOLIN HFA)"
             end = semicolon
         for other in following:
             if other.label_ in MED_LABELS and other.start_char >= start:
@@ -298,7 +321,57 @@ class MedicationAttributes:
                     continue
                 end = min(end, other.start_char)
                 break
-        return text[start:end], start
+        return text[start:end], start, item
+
+
+# between a drug and a brand that restates it: "atorvastatin (", "montelukast 10 MG tablet (",
+# "cephalexin 500 MG capsule  Commonly known as: " (one line, no other drug)
+_RESTATES = re.compile(r"[^\n]*?(?:\(|\b(?:commonly|also) known as:?)\s*", re.IGNORECASE)
+_PARENTHESIS = re.compile(r"\s*\(\s*")
+# the parts of a combination product: "sacubitril-valsartan", "hydrocodone/APAP", "TMP / SMX"
+_JOINED = re.compile(r"-|[ \t]*/[ \t]*")
+_SEMICOLON = re.compile(r";(?![^(\n]*\))")
+
+
+def product_mentions(spans: list[Span]) -> list[Span]:
+    """One mention per medication product, in text order.
+
+    - Two drugs joined by "-" or "/" are one combination product ("sacubitril-valsartan",
+      "hydrocodone/APAP"), carrying both ingredients' codes.
+    - A drug named in parentheses or after "commonly known as" restates the drug before it on its
+      line when it is the whole parenthesis or shares its code ("atorvastatin (LIPITOR)",
+      "montelukast 10 MG tablet (SINGULAIR)", "Commonly known as: KEFLEX"): no second mention.
+
+    Given targets (evaluation mode) the mentions are kept as given.
+    """
+    if not spans or any(s._.source == "target" for s in spans):
+        return spans
+    doc = spans[0].doc
+    text = doc.text
+    out: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, s.end)):
+        last = next((s for s in reversed(out) if s.label_ in MED_LABELS), None)
+        if span.label_ != "DRUG" or last is None or last.label_ != "DRUG" or last.end > span.start:
+            out.append(span)
+            continue
+        between = text[last.end_char : span.start_char]
+        if _JOINED.fullmatch(between):
+            product = Span(doc, last.start, span.end, "DRUG")
+            copy_span_attributes(last, product)
+            product._.codes = tuple(dict.fromkeys((*last._.codes, *span._.codes)))
+            out[out.index(last)] = product
+            continue
+        if _RESTATES.fullmatch(between) and _restates(last, span, between):
+            continue
+        out.append(span)
+    return out
+
+
+def _restates(drug: Span, name: Span, between: str) -> bool:
+    codes = {code[:2] for code in drug._.codes}
+    same = bool(codes & {code[:2] for code in name._.codes})
+    whole = _PARENTHESIS.fullmatch(between) and name.doc.text[name.end_char : name.end_char + 1] == ")"
+    return same or bool(whole and (not codes or not name._.codes))
 
 
 @Language.factory("clinical_medication", assigns=["span._.med_attrs"])

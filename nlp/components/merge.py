@@ -165,12 +165,15 @@ def clean_model_spans(doc: Doc, found: Iterable[tuple[Span, float]]) -> list[tup
             or text in rules.not_mentions
             or tuple(text.split()) in rules.cues
             or _IDENTIFIER.match(text)
+            or (span.label_ == "DRUG" and text.split()[-1] in rules.heading_words)
         ):
             continue
         if any(i in headers for i in range(start, end)) or _capital_line(doc, start, end):
             continue
         label = span.label_
         if label == "DRUG" and text in rules.forms:  # "senna 8.6 mg 2 tabs": a dose form is not a second drug
+            continue
+        if label == "DRUG" and rules.directions.fullmatch(text):  # "heparin 5000 units SQ q8h": nor a route
             continue
         if label == "DRUG" and text in rules.analytes:
             if not any(t.like_num for t in doc[end : end + 3]):
@@ -225,6 +228,8 @@ class _Rules(NamedTuple):
     drug_use: frozenset[str]
     site_openers: frozenset[tuple[str, ...]]
     trailing: frozenset[str]
+    heading_words: frozenset[str]
+    directions: re.Pattern[str]
 
 
 @functools.cache
@@ -234,7 +239,16 @@ def _rules() -> _Rules:
     analytes = frozenset(t.lower() for t in [*spec.lab_analytes, *resources.load("lexicon_stoplist").terms])
     forms = frozenset(t.lower() for t in [*spec.formulations, *resources.load("medication").dose_forms])
     # the medication rules' strength: a number with a unit ("400 IU"), not one in a name ("interleukin 2")
-    strength = MedicationRules.from_resources().strength
+    medication = MedicationRules.from_resources()
+    strength = medication.strength
+    # a route or a timing ("SQ", "INH", "QHS") said alone
+    directions = re.compile(
+        "|".join(
+            re.sub(r"\(\?P<\w+>", "(?:", p.pattern)
+            for p, _, _ in (*medication.routes, *medication.frequencies)
+        ),
+        re.IGNORECASE,
+    )
     return _Rules(
         cues,
         frozenset(t.lower() for t in spec.not_mentions),
@@ -244,6 +258,8 @@ def _rules() -> _Rules:
         drug_use=frozenset(w.lower() for w in spec.drug_use),
         site_openers=frozenset(tuple(w.lower().split()) for w in spec.site_openers),
         trailing=frozenset(w.lower() for w in spec.trailing_words),
+        heading_words=frozenset(w.lower() for w in spec.heading_words),
+        directions=directions,
     )
 
 

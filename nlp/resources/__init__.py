@@ -123,6 +123,7 @@ class ModelMentionRules(_Strict):
     drug_use: list[str]  # words after a drug's name that say how it is given ("lithium prophylaxis")
     site_openers: list[str]  # two words where a finding's body site starts ("atrophy in his right arm")
     trailing_words: list[str]  # words no mention ends with (prepositions)
+    heading_words: list[str]  # a mention ending with one heads a list ('Admission Medications')
 
 
 class Relationship(_Strict):
