@@ -257,6 +257,17 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("# Hyperkalemia, resolved: 70M with ESRD on HD.", "ESRD", "PROBLEM", "present"),
         ("Her first pregnancy was complicated by preeclampsia.", "preeclampsia", "PROBLEM", "historical"),
         ("Tobacco: h/o chewing tobacco, none in 5 years.", "chewing tobacco", "PROBLEM", "historical"),
+        # a test, procedure or drug given on a condition is a plan, on either side of the "if"
+        ("Add spironolactone if potassium allows.", "spironolactone", "DRUG", "hypothetical"),
+        ("Echo if the murmur persists.", "Echo", "TEST", "hypothetical"),
+        # an event with none since is over; a timed stop or hold before a procedure is a plan
+        ("Two episodes of hematemesis this morning, none since.", "hematemesis", "PROBLEM", "historical"),
+        ("Hold clopidogrel 5 days before the biopsy.", "clopidogrel", "DRUG", "hypothetical"),
+        ("Outpatient colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
+        ("Repeat biopsy not indicated.", "biopsy", "PROCEDURE", "absent"),
+        ("Offer buprenorphine at discharge.", "buprenorphine", "DRUG", "hypothetical"),
+        # a dose changed is of a drug taken now, even under a plan
+        ("Plan: increase sertraline to 100 mg.", "sertraline", "DRUG", "present"),
         # instructions speak of what brought the patient in as fact, and of surgery done as past
         (
             "Discharge Instructions:\nYou were admitted with a kidney infection.",
