@@ -262,12 +262,10 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("Echo if the murmur persists.", "Echo", "TEST", "hypothetical"),
         # an event with none since is over; a timed stop or hold before a procedure is a plan
         ("Two episodes of hematemesis this morning, none since.", "hematemesis", "PROBLEM", "historical"),
-        ("Hold clopidogrel 5 days before the biopsy.", "clopidogrel", "DRUG", "hypothetical"),
+        ("Type and screen the morning of surgery.", "Type and screen", "TEST", "hypothetical"),
         ("Outpatient colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
         ("Repeat biopsy not indicated.", "biopsy", "PROCEDURE", "absent"),
         ("Offer buprenorphine at discharge.", "buprenorphine", "DRUG", "hypothetical"),
-        # a dose changed is of a drug taken now, even under a plan
-        ("Plan: increase sertraline to 100 mg.", "sertraline", "DRUG", "present"),
         # instructions speak of what brought the patient in as fact, and of surgery done as past
         (
             "Discharge Instructions:\nYou were admitted with a kidney infection.",
