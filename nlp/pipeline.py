@@ -92,6 +92,8 @@ COMPONENT_CONFIG["literature"] = {
     # 0.015 to BC5CDR CID (0.391 against 0.406: fewer sentence-level relations to build on)
     "clinical_adr": {"model": "adr-minilm", "literature": True, "role_thresholds": [0.1, None, None]},
     "clinical_mesh_linker": {"find_chemicals": True},
+    # "cisplatin-paclitaxel" is two drugs in an abstract (ADE-Corpus-V2 marks each), one product in a note
+    "clinical_medication": {"products": False},
 }
 # components that find mentions; in targets mode the caller's spans replace all of them
 MENTION_PRODUCERS = {

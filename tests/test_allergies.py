@@ -43,6 +43,17 @@ def reactions(record) -> list[tuple[str, str]]:
         ("Latex allergy.", [("ALLERGEN", "Latex", "environment")], []),
         ("No known food allergies.", [("NO_KNOWN_ALLERGY", "No known food allergies", "food")], []),
         ("Ate eggs and toast for breakfast; takes lisinopril 10 mg daily.", [], []),  # no allergy stated
+        # a section written on its header's line ends there, unless the list runs on
+        (
+            "ALLERGIES: PCN (ANAPHYLAXIS), CODEINE.\nDISCONTINUE GLYBURIDE.",
+            [("DRUG", "PCN", "medication"), ("DRUG", "CODEINE", "medication")],
+            [("PCN", "ANAPHYLAXIS")],
+        ),
+        (
+            "Allergies: penicillin (hives),\nsulfa (rash)",
+            [("DRUG", "penicillin", "medication"), ("DRUG", "sulfa", "medication")],
+            [("penicillin", "hives"), ("sulfa", "rash")],
+        ),
     ],
 )
 def test_allergy_entries(pipe, text: str, expected_entries: list, expected_reactions: list) -> None:

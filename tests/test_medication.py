@@ -257,8 +257,44 @@ def test_list_items(pipe, text: str, drug: str, expected: dict) -> None:
     assert {k: v["text"] for k, v in find(record, drug).attributes.items()} == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "drug", "expected"),
+    [
+        # an amount written before the drug is its own, not the drug's before it
+        (
+            "She takes metformin 500 mg twice a day and 1 tablet of lisinopril 20 mg every morning.",
+            "lisinopril",
+            {"dose": "1 tablet", "strength": "20 mg", "frequency": "every morning"},
+        ),
+        (
+            "She takes metformin 500 mg twice a day and 1 tablet of lisinopril 20 mg every morning.",
+            "metformin",
+            {"strength": "500 mg", "frequency": "twice a day"},
+        ),
+        (
+            "He injects 34 units of Lantus at bedtime.",
+            "Lantus",
+            {"strength": "34 units", "frequency": "at bedtime"},
+        ),
+        # a volume given is a dose
+        (
+            "Mom gives ibuprofen 7.5 mL every 6 hours.",
+            "ibuprofen",
+            {"dose": "7.5 mL", "frequency": "every 6 hours"},
+        ),
+        (
+            "Takes warfarin 5 mg three times weekly.",
+            "warfarin",
+            {"strength": "5 mg", "frequency": "three times weekly"},
+        ),
+    ],
+)
+def test_narrative_amounts(pipe, text: str, drug: str, expected: dict) -> None:
+    assert {k: v["text"] for k, v in find(pipe.annotate(text), drug).attributes.items()} == expected
+
+
 def test_a_combination_product_is_one_mention(pipe) -> None:
-    record = pipe.annotate("Discharged on sacubitril-valsartan 24-26 mg BID and hydrocodone/APAP prn.")
+    record = pipe.annotate("Discharged on sacubitril-valsartan 24-26 mg BID and hydrocodone/APAP 1 tab prn.")
     assert [m.text for m in record.mentions if m.label == "DRUG"] == [
         "sacubitril-valsartan",
         "hydrocodone/APAP",
@@ -331,10 +367,19 @@ FLOORS = {
         "status": 0.87,
         "allergies": 0.85,
     },
+    "dev5": {
+        "mentions": 0.94,
+        "strength": 0.95,
+        "dose": 0.93,
+        "route": 0.88,
+        "frequency": 0.92,
+        "status": 0.78,
+        "allergies": 0.92,
+    },
     "heldout": {
         "mentions": 0.91,
         "strength": 0.91,
-        "dose": 0.82,
+        "dose": 0.84,
         "route": 0.88,
         "frequency": 0.88,
         "status": 0.77,

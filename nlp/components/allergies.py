@@ -76,8 +76,11 @@ class AllergyCues:
         (``None`` for an entry of the allergies section)."""
         found: dict[Span, tuple[int, int] | None] = {}
         previous: tuple[Span, tuple[int, int]] | None = None
+        ends = _one_line_sections(text, spans)
         for span in spans:
-            if span._.section_category in ALLERGY_SECTIONS:
+            if span._.section_category in ALLERGY_SECTIONS and span.start_char < ends.get(
+                _section_start(span), len(text)
+            ):
                 found[span] = None
                 continue
             cue = self.inline(text, span, previous)
@@ -85,6 +88,33 @@ class AllergyCues:
                 found[span] = cue
                 previous = (span, cue)
         return found
+
+
+# a header line whose list goes on ("Allergies: penicillin (hives),")
+_CONTINUES = re.compile(r"(?:[,;/&+]|\band|\bor)$", re.IGNORECASE)
+
+
+def _section_start(span: Span) -> int:
+    """Where the section that holds ``span`` starts (its header), -1 without one."""
+    doc = span.doc
+    starts = [doc[s.section_span[0]].idx for s in doc._.sections or () if s.section_span[0] <= span.start]
+    return max(starts, default=-1)
+
+
+def _one_line_sections(text: str, spans: list[Span]) -> dict[int, int]:
+    """Allergy sections written on their header's line ("ALLERGIES: PCN (hives), codeine.") end
+    there: the next line ("DISCONTINUE GLYBURIDE.") is no allergy. By section start, the line end."""
+    ends: dict[int, int] = {}
+    for span in spans:
+        if span._.section_category not in ALLERGY_SECTIONS:
+            continue
+        start = _section_start(span)
+        header_line_end = text.find("\n", start)
+        if start < 0 or start in ends or header_line_end == -1 or span.start_char >= header_line_end:
+            continue
+        line = text[start:header_line_end].rstrip()
+        ends[start] = len(text) if _CONTINUES.search(line) else header_line_end
+    return ends
 
 
 class AllergyEntries:

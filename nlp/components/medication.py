@@ -88,6 +88,8 @@ _VOLUME = re.compile(
     r"\s*(?P<form>ml|cc)(?![\w/])",
     re.IGNORECASE,
 )
+# between an amount and the drug it is of: "1 tablet of lisinopril", "2 puffs of her albuterol"
+_OF = re.compile(r"\s+of\s+(?:(?:the|her|his|their|your|my)\s+)?$", re.IGNORECASE)
 _AND_A_HALF = re.compile(r"(\d+)\s+1/2")  # "1 1/2 teaspoons"
 # a drug joined to the next by a hyphen or slash is one combination product ("sacubitril-valsartan")
 _COMBINATION = re.compile(r"\s*[-/]\s*")
@@ -145,7 +147,8 @@ class MedicationRules:
                 _bounded(_alternation(spec.prn))
                 + rf"(?:\s+(?:for\s+)?(?P<reason>{_REASON})"
                 + r"(?=\s*(?:[,.;)\n]|$|\s-\s|\b(?:max|not|x|for|up to|may|every|q\d*h?|once|then|until|"
-                + r"while|he|she|pt|patient|given|has|is|was|continue|hold)\b|\d)))?",
+                + r"while|he|she|pt|patient|given|has|is|was|continue|hold|instead|ordered|used|which|"
+                + r"that|and denies|per)\b|\d)))?",
                 re.I,
             ),
             duration=re.compile(
@@ -158,6 +161,33 @@ class MedicationRules:
             dose_forms={k.lower(): v for k, v in spec.dose_forms.items()},
             duration_units={k.lower(): v for k, v in spec.duration_units.items()},
         )
+
+    def lead(self, text: str, span: Span) -> dict[str, dict[str, Any]]:
+        """The amount written before a drug: "takes 1 tablet of lisinopril", "2 puffs of albuterol",
+        "10 mL of lactulose" (a dose), "34 units of Lantus", "1 gram of ceftriaxone" (a strength)."""
+        line_start = text.rfind("\n", 0, span.start_char) + 1
+        head = text[max(line_start, span.start_char - 60) : span.start_char]
+        of = _OF.search(head)
+        if of is None:
+            return {}
+        offset = span.start_char - len(head)
+        amount = head[: of.start()]
+        found: dict[str, dict[str, Any]] = {}
+        for label, pattern in (("dose", self.dose), ("volume", _VOLUME), ("strength", self.strength)):
+            m = next((m for m in pattern.finditer(amount) if m.end() == len(amount)), None)
+            if m is None:
+                continue
+            entry = {"text": m.group(0), "start": offset + m.start(), "end": offset + m.end()}
+            if label == "dose":
+                value, unit = _count(m["value"].lower()), self.dose_forms[m["form"].lower()]
+                found["dose"] = {**entry, "value": value, "unit": unit}
+            elif label == "volume":
+                found["dose"] = {**entry, "value": _number(m["value"]), "unit": "mL"}
+            else:
+                unit = self.units[m["unit"].lower()] + _per_unit(m["per"])
+                found["strength"] = {**entry, "value": _number(m["value"]), "unit": unit}
+            break
+        return found
 
     def extract(self, text: str, offset: int, *, reach: int = 50) -> dict[str, dict[str, Any]]:
         """Attributes found in ``text`` (which starts at character ``offset`` of the note).
@@ -202,6 +232,9 @@ class MedicationRules:
             and m.start() <= reach
         ):
             found["dose"] = {**at(m), "value": _number(m["value"]), "unit": "mL"}
+        strength = found.get("strength")
+        if "dose" not in found and strength and strength["unit"] in ("mL", "L") and "high" not in strength:
+            found["dose"] = found.pop("strength")  # "ibuprofen 7.5 mL q6h": a volume given is a dose
         dose = found.get("dose")
         for label, table in (("route", self.routes), ("frequency", self.frequencies)):
             best = None
@@ -265,23 +298,33 @@ def _count(text: str) -> float:
 
 
 class MedicationAttributes:
-    """Sets ``span._.med_attrs`` on every medication mention."""
+    """Sets ``span._.med_attrs`` on every medication mention, after making the mentions one per
+    product (``products``; off for abstracts, where "cisplatin-paclitaxel" is a regimen of two
+    drugs, each a mention as the corpora mark them)."""
 
-    def __init__(self, rules: MedicationRules) -> None:
+    def __init__(self, rules: MedicationRules, *, products: bool = True) -> None:
         self.rules = rules
+        self.products = products
 
     def __call__(self, doc: Doc) -> Doc:
         if SPAN_GROUP not in doc.spans:
             return doc
-        spans = product_mentions(list(doc.spans[SPAN_GROUP]))
-        doc.spans[SPAN_GROUP] = spans
+        spans = sorted(doc.spans[SPAN_GROUP], key=lambda s: (s.start, s.end))
+        if self.products:
+            spans = product_mentions(spans, self.rules)
+            doc.spans[SPAN_GROUP] = spans
         text, sent_ends = doc.text, sentence_ends(doc)
         problems = {s.start_char: s for s in spans if s.label_ == "PROBLEM"}
+        leads = {
+            s.start_char: lead for s in spans if s.label_ in MED_LABELS and (lead := self.rules.lead(text, s))
+        }
         for k, span in enumerate(spans):
             if span.label_ not in MED_LABELS:
                 continue
-            window, offset, item = self._window(text, sent_ends, span, spans[k + 1 :])
+            window, offset, item = self._window(text, sent_ends, span, spans[k + 1 :], leads)
             found = self.rules.extract(window, offset, reach=ITEM_CHARS if item else 50)
+            lead = leads.get(span.start_char, {})
+            found.update({k: v for k, v in lead.items() if k == "dose" or k not in found})
             if "prn" not in found and (indication := self._indication(window, offset, problems)):
                 found["indication"] = indication
             span._.med_attrs = found
@@ -295,8 +338,13 @@ class MedicationAttributes:
         return None
 
     @staticmethod
-    def _window(text: str, sent_ends: list[int], span: Span, following: list[Span]) -> tuple[str, int, bool]:
-        """The text after the drug that speaks of it, where it starts, and whether it is a list item."""
+    def _window(
+        text: str, sent_ends: list[int], span: Span, following: list[Span], leads: dict[int, dict[str, Any]]
+    ) -> tuple[str, int, bool]:
+        """The text after the drug that speaks of it, where it starts, and whether it is a list item.
+
+        It ends before the next drug, or before the amount that leads it ("... and 1 tablet of
+        lisinopril": "1 tablet" is lisinopril's)."""
         start = span.end_char
         line_start = text.rfind("\n", 0, span.start_char) + 1
         item = bool(_ITEM_START.fullmatch(text, line_start, span.start_char))
@@ -319,7 +367,8 @@ class MedicationAttributes:
                 if _COMBINATION.fullmatch(text, start, other.start_char):
                     start = other.end_char  # "hydrocodone-acetaminophen 5-325 mg": read after the partner
                     continue
-                end = min(end, other.start_char)
+                lead = leads.get(other.start_char)
+                end = min(end, min(a["start"] for a in lead.values()) if lead else other.start_char)
                 break
         return text[start:end], start, item
 
@@ -333,16 +382,18 @@ _JOINED = re.compile(r"-|[ \t]*/[ \t]*")
 _SEMICOLON = re.compile(r";(?![^(\n]*\))")
 
 
-def product_mentions(spans: list[Span]) -> list[Span]:
-    """One mention per medication product, in text order.
+def product_mentions(spans: list[Span], rules: MedicationRules) -> list[Span]:
+    """One mention per medication product, in text order, where the note writes a product: names
+    followed on their line by a strength or a dose ("atorvastatin (LIPITOR) 40 MG tablet").
 
-    - Two drugs joined by "-" or "/" are one combination product ("sacubitril-valsartan",
-      "hydrocodone/APAP"), carrying both ingredients' codes.
+    - Two drugs joined by "-" or "/" are one combination product ("sacubitril-valsartan 24-26 mg",
+      "hydrocodone/APAP 5/325"), carrying both ingredients' codes.
     - A drug named in parentheses or after "commonly known as" restates the drug before it on its
       line when it is the whole parenthesis or shares its code ("atorvastatin (LIPITOR)",
       "montelukast 10 MG tablet (SINGULAIR)", "Commonly known as: KEFLEX"): no second mention.
 
-    Given targets (evaluation mode) the mentions are kept as given.
+    Elsewhere, as in an abstract's "levodopa/carbidopa" or "doxorubicin (DOX)", each name stays a
+    mention. Given targets (evaluation mode) the mentions are kept as given.
     """
     if not spans or any(s._.source == "target" for s in spans):
         return spans
@@ -355,6 +406,9 @@ def product_mentions(spans: list[Span]) -> list[Span]:
             out.append(span)
             continue
         between = text[last.end_char : span.start_char]
+        if not _described(text, span.end_char, rules) and not _described(text, last.end_char, rules):
+            out.append(span)
+            continue
         if _JOINED.fullmatch(between):
             product = Span(doc, last.start, span.end, "DRUG")
             copy_span_attributes(last, product)
@@ -374,6 +428,13 @@ def _restates(drug: Span, name: Span, between: str) -> bool:
     return same or bool(whole and (not codes or not name._.codes))
 
 
-@Language.factory("clinical_medication", assigns=["span._.med_attrs"])
-def make_clinical_medication(nlp: Language, name: str) -> MedicationAttributes:
-    return MedicationAttributes(MedicationRules.from_resources())
+def _described(text: str, start: int, rules: MedicationRules) -> bool:
+    """A strength or a dose follows ``start`` on its line, within 80 characters."""
+    line_end = text.find("\n", start)
+    end = min(start + 80, len(text) if line_end == -1 else line_end)
+    return bool(rules.strength.search(text, start, end) or rules.dose.search(text, start, end))
+
+
+@Language.factory("clinical_medication", assigns=["span._.med_attrs"], default_config={"products": True})
+def make_clinical_medication(nlp: Language, name: str, products: bool) -> MedicationAttributes:
+    return MedicationAttributes(MedicationRules.from_resources(), products=products)
