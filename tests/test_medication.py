@@ -185,6 +185,21 @@ def test_normalised_values(pipe) -> None:
 
 
 @pytest.mark.parametrize(
+    ("timing", "code", "display"),
+    [
+        ("2 (two) times daily", "BID", "twice a day"),
+        ("every 8 (eight) hours", "TID", "three times a day"),
+        ("every 3 hours", None, "every 3 hours"),
+    ],
+)
+def test_a_counted_frequency_gets_its_code(pipe, timing: str, code: str | None, display: str) -> None:
+    frequency = find(pipe.annotate(f"gabapentin 300 mg by mouth {timing}"), "gabapentin").attributes[
+        "frequency"
+    ]
+    assert (frequency["text"], frequency["code"], frequency["display"]) == (timing, code, display)
+
+
+@pytest.mark.parametrize(
     ("text", "drug", "strength", "dose"),
     [
         ("acetaminophen 160 mg/5 mL 7.5 mL PO", "acetaminophen", (160.0, "mg/(5.mL)"), (7.5, "mL")),

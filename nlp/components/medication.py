@@ -109,6 +109,7 @@ class MedicationRules:
     dose: re.Pattern[str]
     routes: list[tuple[re.Pattern[str], str | None, str]]
     frequencies: list[tuple[re.Pattern[str], str | None, str]]
+    frequency_codes: dict[str, dict[str, str]]  # display -> number -> code
     prn: re.Pattern[str]
     duration: re.Pattern[str]
     indication: re.Pattern[str]
@@ -143,6 +144,7 @@ class MedicationRules:
                 for e in spec.frequencies
                 for p in e.patterns
             ],
+            frequency_codes={e.display: e.codes_by_n for e in spec.frequencies if e.codes_by_n},
             prn=re.compile(
                 _bounded(_alternation(spec.prn))
                 + rf"(?:\s+(?:for\s+)?(?P<reason>{_REASON})"
@@ -251,6 +253,9 @@ class MedicationRules:
             if best:
                 _, m, code, display = best
                 groups = {k: v for k, v in m.groupdict().items() if v}
+                if code is None and "n" in groups and label == "frequency":  # "2 (two) times daily": BID
+                    code = self.frequency_codes.get(display, {}).get(groups["n"])
+                    display = next((d for _, c, d in table if code and c == code), display)
                 found[label] = {
                     **at(m),
                     "code": code,

@@ -143,6 +143,8 @@ class PatternEntry(_Strict):
     code: str | None
     display: str
     patterns: list[str]
+    # for a pattern with a number: the code of each number ("every {n} hours": 8 -> TID)
+    codes_by_n: dict[str, str] | None = None
 
 
 class MedicationVocabulary(_Strict):
