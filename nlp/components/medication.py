@@ -91,8 +91,8 @@ _VOLUME = re.compile(
 # between an amount and the drug it is of: "1 tablet of lisinopril", "2 puffs of her albuterol"
 _OF = re.compile(r"\s+of\s+(?:(?:the|her|his|their|your|my)\s+)?$", re.IGNORECASE)
 _AND_A_HALF = re.compile(r"(\d+)\s+1/2")  # "1 1/2 teaspoons"
-# a drug joined to the next by a hyphen or slash is one combination product ("sacubitril-valsartan")
-_COMBINATION = re.compile(r"\s*[-/]\s*")
+# the parts of a combination product: "sacubitril-valsartan", "hydrocodone/APAP", "TMP / SMX"
+_COMBINATION = re.compile(r"-|[ \t]*/[ \t]*")
 
 
 def _alternation(patterns: list[str]) -> str:
@@ -328,8 +328,10 @@ class MedicationAttributes:
                 continue
             window, offset, item = self._window(text, sent_ends, span, spans[k + 1 :], leads)
             found = self.rules.extract(window, offset, reach=ITEM_CHARS if item else 50)
-            lead = leads.get(span.start_char, {})
-            found.update({k: v for k, v in lead.items() if k == "dose" or k not in found})
+            # an amount before the drug: its dose always, its strength when none follows
+            for name, value in leads.get(span.start_char, {}).items():
+                if name == "dose" or name not in found:
+                    found[name] = value
             if "prn" not in found and (indication := self._indication(window, offset, problems)):
                 found["indication"] = indication
             span._.med_attrs = found
@@ -382,8 +384,6 @@ class MedicationAttributes:
 # "cephalexin 500 MG capsule  Commonly known as: " (one line, no other drug)
 _RESTATES = re.compile(r"[^\n]*?(?:\(|\b(?:commonly|also) known as:?)\s*", re.IGNORECASE)
 _PARENTHESIS = re.compile(r"\s*\(\s*")
-# the parts of a combination product: "sacubitril-valsartan", "hydrocodone/APAP", "TMP / SMX"
-_JOINED = re.compile(r"-|[ \t]*/[ \t]*")
 _SEMICOLON = re.compile(r";(?![^(\n]*\))")
 
 
@@ -414,7 +414,7 @@ def product_mentions(spans: list[Span], rules: MedicationRules) -> list[Span]:
         if not _described(text, span.end_char, rules) and not _described(text, last.end_char, rules):
             out.append(span)
             continue
-        if _JOINED.fullmatch(between):
+        if _COMBINATION.fullmatch(between):
             product = Span(doc, last.start, span.end, "DRUG")
             copy_span_attributes(last, product)
             product._.codes = tuple(dict.fromkeys((*last._.codes, *span._.codes)))
