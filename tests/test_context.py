@@ -266,6 +266,10 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("Outpatient colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
         ("Repeat biopsy not indicated.", "biopsy", "PROCEDURE", "absent"),
         ("Offer buprenorphine at discharge.", "buprenorphine", "DRUG", "hypothetical"),
+        # a problem said to have been treated is over; a chronic one stays present
+        ("Syphilis was treated in 2015.", "Syphilis", "PROBLEM", "historical"),
+        ("Latent TB, treated with isoniazid.", "Latent TB", "PROBLEM", "historical"),
+        ("Hypertension treated with amlodipine.", "Hypertension", "PROBLEM", "present"),
         # instructions speak of what brought the patient in as fact, and of surgery done as past
         (
             "Discharge Instructions:\nYou were admitted with a kidney infection.",
