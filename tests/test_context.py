@@ -270,6 +270,7 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
         ("Syphilis was treated in 2015.", "Syphilis", "PROBLEM", "historical"),
         ("Latent TB, treated with isoniazid.", "Latent TB", "PROBLEM", "historical"),
         ("Hypertension treated with amlodipine.", "Hypertension", "PROBLEM", "present"),
+        ("Echo 2018: EF 40%.", "Echo", "TEST", "historical"),
         # instructions speak of what brought the patient in as fact, and of surgery done as past
         (
             "Discharge Instructions:\nYou were admitted with a kidney infection.",
