@@ -76,11 +76,10 @@ class AllergyCues:
         (``None`` for an entry of the allergies section)."""
         found: dict[Span, tuple[int, int] | None] = {}
         previous: tuple[Span, tuple[int, int]] | None = None
-        ends = _one_line_sections(text, spans)
+        starts = {span: _section_start(span) for span in spans if span._.section_category in ALLERGY_SECTIONS}
+        ends = _one_line_sections(text, starts)
         for span in spans:
-            if span._.section_category in ALLERGY_SECTIONS and span.start_char < ends.get(
-                _section_start(span), len(text)
-            ):
+            if span in starts and span.start_char < ends.get(starts[span], len(text)):
                 found[span] = None
                 continue
             cue = self.inline(text, span, previous)
@@ -101,14 +100,12 @@ def _section_start(span: Span) -> int:
     return max(starts, default=-1)
 
 
-def _one_line_sections(text: str, spans: list[Span]) -> dict[int, int]:
+def _one_line_sections(text: str, starts: dict[Span, int]) -> dict[int, int]:
     """Allergy sections written on their header's line ("ALLERGIES: PCN (hives), codeine.") end
-    there: the next line ("DISCONTINUE GLYBURIDE.") is no allergy. By section start, the line end."""
+    there: the next line ("DISCONTINUE GLYBURIDE.") is no allergy. ``starts``: each allergy-section
+    substance's section start; returns, by section start, the header line's end."""
     ends: dict[int, int] = {}
-    for span in spans:
-        if span._.section_category not in ALLERGY_SECTIONS:
-            continue
-        start = _section_start(span)
+    for span, start in starts.items():
         header_line_end = text.find("\n", start)
         if start < 0 or start in ends or header_line_end == -1 or span.start_char >= header_line_end:
             continue

@@ -174,41 +174,45 @@ class MedicationRules:
             return {}
         offset = span.start_char - len(head)
         amount = head[: of.start()]
-        found: dict[str, dict[str, Any]] = {}
-        for label, pattern in (("dose", self.dose), ("volume", _VOLUME), ("strength", self.strength)):
+        for label, pattern, entry in (
+            ("dose", self.dose, self._dose),
+            ("dose", _VOLUME, _volume),
+            ("strength", self.strength, self._strength),
+        ):
             m = next((m for m in pattern.finditer(amount) if m.end() == len(amount)), None)
-            if m is None:
-                continue
-            entry = {"text": m.group(0), "start": offset + m.start(), "end": offset + m.end()}
-            if label == "dose":
-                value, unit = _count(m["value"].lower()), self.dose_forms[m["form"].lower()]
-                found["dose"] = {**entry, "value": value, "unit": unit}
-            elif label == "volume":
-                found["dose"] = {**entry, "value": _number(m["value"]), "unit": "mL"}
-            else:
-                unit = self.units[m["unit"].lower()] + _per_unit(m["per"])
-                found["strength"] = {**entry, "value": _number(m["value"]), "unit": unit}
-            break
-        return found
+            if m is not None:
+                return {label: entry(m, offset)}
+        return {}
+
+    def _strength(self, m: re.Match[str], offset: int) -> dict[str, Any]:
+        return {
+            **_at(m, offset),
+            "value": _number(m["value"]),
+            "unit": self.units[m["unit"].lower()] + _per_unit(m["per"]),
+            **({"high": _number(m["high"])} if m["high"] else {}),
+        }
+
+    def _dose(self, m: re.Match[str], offset: int) -> dict[str, Any]:
+        return {
+            **_at(m, offset),
+            "value": _count(m["value"].lower()),
+            "unit": self.dose_forms[m["form"].lower()],
+            **({"high": _count(m["high"].lower())} if m["high"] else {}),
+        }
 
     def extract(self, text: str, offset: int, *, reach: int = 50) -> dict[str, dict[str, Any]]:
         """Attributes found in ``text`` (which starts at character ``offset`` of the note).
 
-        A strength must start within 40 characters and a dose within ``reach`` (a list item's
-        directions may come after a long product name).
+        A dose must start within ``reach`` characters, a strength within ``reach - 10`` (at least
+        40): a list item's directions may come after a long product name.
         """
         found: dict[str, dict[str, Any]] = {}
 
         def at(m: re.Match[str], group: int | str = 0) -> dict[str, Any]:
-            return {"text": m.group(group), "start": offset + m.start(group), "end": offset + m.end(group)}
+            return _at(m, offset, group)
 
         if (m := self.strength.search(text)) and m.start() <= max(40, reach - 10):
-            found["strength"] = {
-                **at(m),
-                "value": _number(m["value"]),
-                "unit": self.units[m["unit"].lower()] + _per_unit(m["per"]),
-                **({"high": _number(m["high"])} if m["high"] else {}),
-            }
+            found["strength"] = self._strength(m, offset)
         bare = _BARE_STRENGTH.match(text)
         if bare and not self.dose.match(text, bare.start("value")):
             strength = found.get("strength")
@@ -222,18 +226,13 @@ class MedicationRules:
                     **({"high": _number(bare["high"])} if bare["high"] and bare["sep"] == "-" else {}),
                 }
         if (m := self.dose.search(text)) and m.start() <= reach:
-            found["dose"] = {
-                **at(m),
-                "value": _count(m["value"].lower()),
-                "unit": self.dose_forms[m["form"].lower()],
-                **({"high": _count(m["high"].lower())} if m["high"] else {}),
-            }
+            found["dose"] = self._dose(m, offset)
         elif (
             (strength := found.get("strength"))
             and (m := _VOLUME.search(text, strength["end"] - offset))
             and m.start() <= reach
         ):
-            found["dose"] = {**at(m), "value": _number(m["value"]), "unit": "mL"}
+            found["dose"] = _volume(m, offset)
         strength = found.get("strength")
         if "dose" not in found and strength and strength["unit"] in ("mL", "L") and "high" not in strength:
             found["dose"] = found.pop("strength")  # "ibuprofen 7.5 mL q6h": a volume given is a dose
@@ -280,6 +279,15 @@ class MedicationRules:
                 "unit": self.duration_units[m["unit"].lower()],
             }
         return found
+
+
+def _at(m: re.Match[str], offset: int, group: int | str = 0) -> dict[str, Any]:
+    """A match's text and its offsets in the note (``offset``: where the matched text starts)."""
+    return {"text": m.group(group), "start": offset + m.start(group), "end": offset + m.end(group)}
+
+
+def _volume(m: re.Match[str], offset: int) -> dict[str, Any]:
+    return {**_at(m, offset), "value": _number(m["value"]), "unit": "mL"}
 
 
 def _number(text: str) -> float:
@@ -388,7 +396,8 @@ _SEMICOLON = re.compile(r";(?![^(\n]*\))")
 
 
 def product_mentions(spans: list[Span], rules: MedicationRules) -> list[Span]:
-    """One mention per medication product, in text order, where the note writes a product: names
+    """One mention per medication product, where the note writes a product (``spans`` and the result
+    in text order): names
     followed on their line by a strength or a dose ("atorvastatin (LIPITOR) 40 MG tablet").
 
     - Two drugs joined by "-" or "/" are one combination product ("sacubitril-valsartan 24-26 mg",
@@ -405,7 +414,7 @@ def product_mentions(spans: list[Span], rules: MedicationRules) -> list[Span]:
     doc = spans[0].doc
     text = doc.text
     out: list[Span] = []
-    for span in sorted(spans, key=lambda s: (s.start, s.end)):
+    for span in spans:
         last = next((s for s in reversed(out) if s.label_ in MED_LABELS), None)
         if span.label_ != "DRUG" or last is None or last.label_ != "DRUG" or last.end > span.start:
             out.append(span)
