@@ -139,12 +139,25 @@ def test_keep_longest_keeps_same_extent_matches() -> None:
     assert keep_longest(matches) == [(1, 0, 2), (3, 0, 2), (5, 2, 5)]
 
 
+def test_keep_longest_drops_only_for_a_rival() -> None:
+    matches = [(1, 0, 3), (2, 0, 2), (3, 2, 4)]
+    assert keep_longest(matches) == [(1, 0, 3)]
+    # rules 1 and 2 never modify the same mention label, so the shorter stays
+    rivals = lambda a, b: {a, b} != {1, 2}  # noqa: E731
+    assert keep_longest(matches, rivals) == [(2, 0, 2), (1, 0, 3)]
+
+
 @pytest.mark.parametrize(
     ("text", "mention", "label", "assertion"),
     [
         # one wording, two rules, told apart by the mention's label
         ("Ultrasound to rule out DVT.", "Ultrasound", "PROCEDURE", "hypothetical"),
         ("Ultrasound to rule out DVT.", "DVT", "PROBLEM", "possible"),
+        # a drug's longer cue ("was treated with") does not hide a problem's ("was treated")
+        ("UTI was treated with nitrofurantoin.", "UTI", "PROBLEM", "historical"),
+        ("UTI was treated with nitrofurantoin.", "nitrofurantoin", "DRUG", "historical"),
+        # a month and year dates what it follows
+        ("Brain MRI 5/2024 without metastases.", "Brain MRI", "TEST", "historical"),
         # capitals tokenize differently ("CANNOT" is one token, "cannot" two)
         ("MALIGNANCY CANNOT BE EXCLUDED.", "MALIGNANCY", "PROBLEM", "possible"),
         ("Malignancy cannot be excluded.", "Malignancy", "PROBLEM", "possible"),

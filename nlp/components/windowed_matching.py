@@ -14,6 +14,7 @@ from medspacy.common.medspacy_matcher import MedspacyMatcher
 from spacy.tokens import Doc
 
 Match = tuple[int, int, int]
+Labels = tuple[frozenset[str] | None, frozenset[str] | None]  # a rule's allowed and excluded labels
 
 
 class WindowedMatcher:
@@ -43,6 +44,7 @@ class WindowedMatcher:
         self._token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
         self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
         self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
+        self._labels: dict[int, Labels] = {}  # match id -> the mention labels its rule may modify
 
     def __call__(self, doc: Doc) -> list[Match]:
         windows = self._windows(doc) if len(doc) else []
@@ -58,7 +60,16 @@ class WindowedMatcher:
         if self._avoid is not None:
             avoided = {i for start, end in self._avoid(doc) for i in range(start, end)}
             matches = [m for m in matches if avoided.isdisjoint(range(m[1], m[2]))]
-        return keep_longest(matches) if self._prune else sorted(matches, key=lambda m: m[1:])
+        if not self._prune:
+            return sorted(matches, key=lambda m: m[1:])
+        if not self._labels:
+            for rule_id, rule in self.rule_map.items():
+                allowed, excluded = getattr(rule, "allowed_types", None), getattr(rule, "excluded_types", None)
+                self._labels[doc.vocab.strings.add(rule_id)] = (
+                    frozenset(allowed) if allowed else None,
+                    frozenset(excluded) if excluded else None,
+                )
+        return keep_longest(matches, lambda a, b: _share_a_label(self._labels[a], self._labels[b]))
 
     def everywhere(self) -> "WindowedMatcher | MedspacyMatcher":
         """The same matching without the windows: the whole Doc is one window (for equivalence tests).
@@ -73,19 +84,37 @@ class WindowedMatcher:
         return i == window[0] if self._anchored else window[0] <= i < window[1]
 
 
-def keep_longest(matches: list[Match]) -> list[Match]:
-    """Drop every match that overlaps a longer one; matches of the same extent all stay.
+def keep_longest(matches: list[Match], rivals: Callable[[int, int], bool] | None = None) -> list[Match]:
+    """Drop every match that overlaps a longer rival; matches of the same extent all stay.
 
     medspaCy keeps one of two matches with the same extent, whichever sorts first; keeping both
-    lets two rules share a wording when they apply to different mention labels.
+    lets two rules share a wording when they apply to different mention labels. ``rivals(a, b)``
+    says whether the rules of match ids ``a`` and ``b`` compete (default: all do); ConText's rules
+    compete only when they may modify a mention of the same label, so "was treated with" (a drug's
+    cue) does not hide "was treated" (a problem's) in "UTI was treated with nitrofurantoin".
     """
     ranked = sorted(set(matches), key=lambda m: (m[1] - m[2], m[1]))
     kept: list[Match] = []
-    taken: set[int] = set()
     for match in ranked:
-        _, start, end = match
-        same = [k for k in kept if (k[1], k[2]) == (start, end)]
-        if same or not taken.intersection(range(start, end)):
+        match_id, start, end = match
+        if all(
+            (k[1], k[2]) == (start, end)
+            or k[2] <= start
+            or end <= k[1]
+            or (rivals is not None and not rivals(k[0], match_id))
+            for k in kept
+        ):
             kept.append(match)
-            taken.update(range(start, end))
     return sorted(kept, key=lambda m: (m[1], m[2], m[0]))
+
+
+def _share_a_label(a: Labels, b: Labels) -> bool:
+    """Whether two rules, given as allowed and excluded labels, may modify a mention of one label."""
+    (a_allowed, a_excluded), (b_allowed, b_excluded) = a, b
+    if a_allowed is not None and b_allowed is not None:
+        return bool(a_allowed & b_allowed)
+    if a_allowed is not None:
+        return bool(a_allowed - (b_excluded or frozenset()))
+    if b_allowed is not None:
+        return bool(b_allowed - (a_excluded or frozenset()))
+    return True
