@@ -64,7 +64,8 @@ class WindowedMatcher:
             return sorted(matches, key=lambda m: m[1:])
         if not self._labels:
             for rule_id, rule in self.rule_map.items():
-                allowed, excluded = getattr(rule, "allowed_types", None), getattr(rule, "excluded_types", None)
+                allowed = getattr(rule, "allowed_types", None)
+                excluded = getattr(rule, "excluded_types", None)
                 self._labels[doc.vocab.strings.add(rule_id)] = (
                     frozenset(allowed) if allowed else None,
                     frozenset(excluded) if excluded else None,
