@@ -156,6 +156,31 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
         # a drug's longer cue ("was treated with") does not hide a problem's ("was treated")
         ("UTI was treated with nitrofurantoin.", "UTI", "PROBLEM", "historical"),
         ("UTI was treated with nitrofurantoin.", "nitrofurantoin", "DRUG", "historical"),
+        # a diagnosis date is an onset: the disease diagnosed goes on, what follows it is past
+        ("CLL diagnosed in 2018, under observation.", "CLL", "PROBLEM", "present"),
+        ("PCOS diagnosed at 19, on spironolactone.", "PCOS", "PROBLEM", "present"),
+        (
+            "Heart failure diagnosed in 2019 after a viral myocarditis.",
+            "viral myocarditis",
+            "PROBLEM",
+            "historical",
+        ),
+        ("PTSD since military deployment in 2008.", "PTSD", "PROBLEM", "present"),
+        (
+            "No change in her mitral regurgitation compared with 2021.",
+            "mitral regurgitation",
+            "PROBLEM",
+            "present",
+        ),
+        # "on HD2" is a day, not a drug or device the patient is on
+        ("Underwent cardiac catheterization on HD2 with DES to the LAD.", "DES", "PROCEDURE", "present"),
+        # a course completed, an admission before this one, a drug had been on, a value back to normal
+        ("Discharged on a prednisone taper, which he completed.", "prednisone", "DRUG", "historical"),
+        ("Colonoscopy was completed without complication.", "Colonoscopy", "PROCEDURE", "present"),
+        ("She was previously admitted in June for SBP.", "SBP", "PROBLEM", "historical"),
+        ("He had been on prednisone for a flare.", "prednisone", "DRUG", "historical"),
+        ("His delirium cleared by hospital day 5.", "delirium", "PROBLEM", "historical"),
+        ("Lymphoma diagnosed 2016, in complete remission.", "Lymphoma", "PROBLEM", "historical"),
         # a month and year dates what it follows
         ("Brain MRI 5/2024 without metastases.", "Brain MRI", "TEST", "historical"),
         # capitals tokenize differently ("CANNOT" is one token, "cannot" two)
