@@ -172,6 +172,22 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
             "PROBLEM",
             "present",
         ),
+        ("Low back pain since a lifting injury at work in 2018.", "Low back pain", "PROBLEM", "present"),
+        ("Atrial fibrillation first noted in 2019, on apixaban.", "apixaban", "DRUG", "present"),
+        # a year dates its sentence's event; a maintenance drug keeps its disease; a monthly procedure goes on
+        ("DVT of the left leg after knee replacement in 2012.", "DVT", "PROBLEM", "historical"),
+        (
+            "Multiple myeloma on lenalidomide maintenance after a transplant in 2021.",
+            "Multiple myeloma",
+            "PROBLEM",
+            "present",
+        ),
+        (
+            "Variceal bleeding in 2021 and ascites requiring monthly paracentesis.",
+            "paracentesis",
+            "PROCEDURE",
+            "present",
+        ),
         # "on HD2" is a day, not a drug or device the patient is on
         ("Underwent cardiac catheterization on HD2 with DES to the LAD.", "DES", "PROCEDURE", "present"),
         # a course completed, an admission before this one, a drug had been on, a value back to normal
