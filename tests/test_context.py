@@ -188,6 +188,9 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
             "PROCEDURE",
             "present",
         ),
+        # an episode of a lasting condition ends
+        ("Was treated for a COPD exacerbation in January.", "COPD exacerbation", "PROBLEM", "historical"),
+        ("Was treated for COPD in January.", "COPD", "PROBLEM", "present"),
         # "on HD2" is a day, not a drug or device the patient is on
         ("Underwent cardiac catheterization on HD2 with DES to the LAD.", "DES", "PROCEDURE", "present"),
         # a course completed, an admission before this one, a drug had been on, a value back to normal

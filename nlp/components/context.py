@@ -36,6 +36,20 @@ CATEGORY_TO_ASSERTION = {
     "RESOLVED": "historical",  # over, and said so: a chronic condition too ("outgrew it")
 }
 PRECEDENCE = ("absent", "hypothetical", "possible", "historical")
+# a mention naming an episode of a lasting condition: the episode ends though the condition lasts
+_EPISODE_WORDS = frozenset(
+    {
+        "exacerbation",
+        "exacerbations",
+        "flare",
+        "flares",
+        "flare-up",
+        "crisis",
+        "crises",
+        "relapse",
+        "decompensation",
+    }
+)
 _ONSET_AGE = re.compile(
     r"^[^.;\n]{0,40}?\b(?:at|age(?:d)?|in (?:his|her|their) )\s*(?:age\s*)?(?P<age>\d{1,3})(?:s\b|\b)", re.I
 )
@@ -282,8 +296,10 @@ class ClinicalContext:
 
         Flagged in the curated terms, coded in a chronic ICD-10-CM category, called "chronic", or,
         for a mention with no codes of its own ("CKD stage 3" given as a target), spelling a term
-        that is one of these ("CKD").
+        that is one of these ("CKD"). An episode of one is not: "COPD exacerbation", "gout flare".
         """
+        if any(token.lower_ in _EPISODE_WORDS for token in span):
+            return False
         if span._.chronic or any(token.lower_ == "chronic" for token in span):
             return True
         if span._.codes:
