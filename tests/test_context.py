@@ -363,6 +363,13 @@ def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: s
         ),
         ("Patient's mother had hypertension.", 1, "family", "MTH"),
         ("Her mother states she has hypertension.", 1, "patient", None),
+        # a family history cue names no relative: the relative named nearest in the clause does
+        ("Family History: hypertension in mother.", 1, "family", "MTH"),
+        ("FHx: diabetes (father), hypertension (mother).", 1, "family", "MTH"),
+        ("FHx: hypertension in maternal aunt.", 1, "family", "AUNT"),
+        ("FHx: hypertension in mother and both grandmothers.", 1, "family", "MTH"),
+        ("Family History: Parents with diabetes; no family history of hypertension.", 1, "family", "FAMMEMB"),
+        ("His children have hypertension.", 1, "family", "CHILD"),
     ],
 )
 def test_subject_of_a_target(text: str, occurrence: int, subject: str, relationship: str | None) -> None:
@@ -372,3 +379,20 @@ def test_subject_of_a_target(text: str, occurrence: int, subject: str, relations
         start = text.index("hypertension", start + 1)
     (m,) = pipe.annotate(text, targets=[(start, start + len("hypertension"), "PROBLEM")]).mentions
     assert (m.subject, m.relationship) == (subject, relationship), m.cues
+
+
+@pytest.mark.parametrize(
+    ("text", "onset_age"),
+    [
+        ("Family History: father with hypertension at 52.", 52),
+        ("Family History: brother was diagnosed with hypertension when he was 28.", 28),
+        ("Family History: father deceased at 70 from hypertension.", 70),
+        ("Family History: father, now 80, with hypertension.", None),
+    ],
+)
+def test_onset_age_of_a_relative(text: str, onset_age: int | None) -> None:
+    start = text.index("hypertension")
+    (m,) = (
+        nlp.load("lexicon").annotate(text, targets=[(start, start + len("hypertension"), "PROBLEM")]).mentions
+    )
+    assert (m.subject, m.onset_age) == ("family", onset_age), m.cues

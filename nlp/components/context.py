@@ -51,7 +51,15 @@ _EPISODE_WORDS = frozenset(
     }
 )
 _ONSET_AGE = re.compile(
-    r"^[^.;\n]{0,40}?\b(?:at|age(?:d)?|in (?:his|her|their) )\s*(?:age\s*)?(?P<age>\d{1,3})(?:s\b|\b)", re.I
+    r"^[^.;\n]{0,40}?\b(?:at|age(?:d)?|in (?:his|her|their) |when (?:he|she|they) (?:was|were) )"
+    r"\s*(?:age\s*)?(?P<age>\d{1,3})(?:s\b|\b)",
+    re.I,
+)
+# the age at death, said between the relative and the condition: "Father deceased at 70 from MI"
+_AGE_AT_DEATH = re.compile(
+    r"\b(?:died|deceased|passed away|passed)\b[^.;\n]{0,20}?\bat\s*(?:age\s*)?(?P<age>\d{1,3})\b"
+    r"[^.;\n\d]{0,30}$",
+    re.I,
 )
 
 
@@ -276,15 +284,20 @@ class ClinicalContext:
             subject = "family"
             cues.append(nearest[1])
             span._.relationship = self._relationship(nearest[2])
+            if span._.relationship == "FAMMEMB":  # "FHx: DM (mother)", "maternal aunt with"
+                span._.relationship = self._relationship_near(span)
         elif nearest is None and family_section:
             subject = "family"
             if section_cue not in cues:
                 cues.append(section_cue)
-            span._.relationship = self._relationship(span.sent)
+            span._.relationship = self._relationship_near(span)
         elif nearest is not None and (family_section or len(experiencers) > 1):
             cues.append(nearest[1])  # "Patient himself has no hypertension" under Family History
         if subject == "family":
             span._.onset_age = self._onset_age(doc[span.end : span.sent.end].text)
+            if span._.onset_age is None:
+                death = _AGE_AT_DEATH.search(doc[span.sent.start : span.start].text)
+                span._.onset_age = int(death["age"]) if death and 0 < int(death["age"]) < 120 else None
         if subject == "family" and assertion == "historical":
             assertion = None  # a relative's condition is history by nature
         span._.assertion = assertion or "present"
@@ -321,6 +334,21 @@ class ClinicalContext:
             if rel is not None:
                 return rel.code
         return "FAMMEMB"
+
+    def _relationship_near(self, span: Span) -> str:
+        """The relative named nearest the mention in its clause: "Diabetes in mother and grandmothers"."""
+        sent = span.sent
+        start = max([t.i + 1 for t in sent if t.i < span.start and t.text == ";"], default=sent.start)
+        end = min([t.i for t in sent if t.i >= span.end and t.text == ";"], default=sent.end)
+        near = sorted(
+            (
+                t
+                for t in span.doc[start:end]
+                if not span.start <= t.i < span.end and t.lower_ in self._relationships
+            ),
+            key=lambda t: span.start - t.i if t.i < span.start else t.i - span.end + 1,
+        )
+        return self._relationships[near[0].lower_].code if near else "FAMMEMB"
 
     @staticmethod
     def _onset_age(tail: str) -> int | None:
