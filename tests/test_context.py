@@ -188,6 +188,22 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
             "PROCEDURE",
             "present",
         ),
+        # a problem treated is over, unless treated in this stay
+        ("Pneumonia in 2019 was treated with levofloxacin.", "Pneumonia", "PROBLEM", "historical"),
+        ("H. pylori was treated.", "H. pylori", "PROBLEM", "historical"),
+        (
+            "She developed C. diff colitis on day 5 and was treated with oral vancomycin.",
+            "C. diff colitis",
+            "PROBLEM",
+            "present",
+        ),
+        ("HOSPITAL COURSE:\nPneumonia: treated with ceftriaxone.", "Pneumonia", "PROBLEM", "present"),
+        (
+            "Hyperkalemia to 6.8 on admission was treated with insulin, dextrose and calcium and resolved.",
+            "Hyperkalemia",
+            "PROBLEM",
+            "historical",
+        ),
         # an episode of a lasting condition ends
         ("Was treated for a COPD exacerbation in January.", "COPD exacerbation", "PROBLEM", "historical"),
         ("Was treated for COPD in January.", "COPD", "PROBLEM", "present"),

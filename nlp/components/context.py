@@ -36,6 +36,7 @@ CATEGORY_TO_ASSERTION = {
     "RESOLVED": "historical",  # over, and said so: a chronic condition too ("outgrew it")
 }
 PRECEDENCE = ("absent", "hypothetical", "possible", "historical")
+_THIS_STAY_SECTIONS = frozenset({"hospital_course", "patient_instructions", "diagnoses"})
 # a mention naming an episode of a lasting condition: the episode ends though the condition lasts
 _EPISODE_WORDS = frozenset(
     {
@@ -241,6 +242,11 @@ class ClinicalContext:
             cues.append(evidence)
             if category in CATEGORY_TO_ASSERTION:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
+        # a problem treated is over, unless treated in this stay ("UTI on HD4 was treated", a Hospital Course)
+        categories = {cue["category"] for cue in cues}
+        this_stay = "this_stay" in categories or span._.section_category in _THIS_STAY_SECTIONS
+        if "treated" in categories and not this_stay:
+            assertions.add("historical")
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
         nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
         resolved = any(cue["category"] == "resolved" for cue in cues)

@@ -54,6 +54,8 @@ ContextCategory = Literal[
     "RESOLVED",
     "CURRENT",
     "ONGOING",
+    "THIS_STAY",
+    "TREATED",
     "ASSERTED",
     "FAMILY",
     "PATIENT",
