@@ -204,6 +204,21 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
             "PROBLEM",
             "historical",
         ),
+        # quitting ends a habit; trying to quit does not
+        ("Tobacco use, 50 pack-years, quit 2018.", "Tobacco use", "PROBLEM", "historical"),
+        ("Tobacco use, trying to quit.", "Tobacco use", "PROBLEM", "present"),
+        ("Tobacco: never.", "Tobacco", "PROBLEM", "absent"),
+        ("Sulfa: SJS - NEVER GIVE.", "SJS", "PROBLEM", "present"),
+        # plans said after the act, and a test to tell two conditions apart
+        ("Colonoscopy was deferred to the outpatient setting.", "Colonoscopy", "PROCEDURE", "hypothetical"),
+        ("Allopurinol should be started once the flare has settled.", "Allopurinol", "DRUG", "hypothetical"),
+        ("He was started on carvedilol prior to discharge.", "carvedilol", "DRUG", "present"),
+        (
+            "Uptake scan to distinguish Graves disease from a toxic goiter.",
+            "Graves disease",
+            "PROBLEM",
+            "possible",
+        ),
         # an episode of a lasting condition ends
         ("Was treated for a COPD exacerbation in January.", "COPD exacerbation", "PROBLEM", "historical"),
         ("Was treated for COPD in January.", "COPD", "PROBLEM", "present"),
