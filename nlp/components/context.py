@@ -244,8 +244,8 @@ class ClinicalContext:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
         # a problem treated is over, unless treated in this stay ("UTI on HD4 was treated", a Hospital Course)
         categories = {cue["category"] for cue in cues}
-        this_stay = "this_stay" in categories or span._.section_category in _THIS_STAY_SECTIONS
-        if "treated" in categories and not this_stay:
+        section = span._.section_category
+        if "treated" in categories and "this_stay" not in categories and section not in _THIS_STAY_SECTIONS:
             assertions.add("historical")
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
         nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
@@ -262,7 +262,6 @@ class ClinicalContext:
             )
         ):
             assertions.clear()
-        section = span._.section_category
         default = self._section_defaults.get(section or "")
         if default is not None and default.labels is not None and span.label_ not in default.labels:
             default = None
