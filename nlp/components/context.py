@@ -58,7 +58,7 @@ _ONSET_AGE = re.compile(
 )
 # the age at death, said between the relative and the condition: "Father deceased at 70 from MI"
 _AGE_AT_DEATH = re.compile(
-    r"\b(?:died|deceased|passed away|passed)\b[^.;\n]{0,20}?\bat\s*(?:age\s*)?(?P<age>\d{1,3})\b"
+    r"\b(?:died|deceased|passed away)\b[^.;\n]{0,20}?\bat\s*(?:age\s*)?(?P<age>\d{1,3})\b"
     r"[^.;\n\d]{0,30}$",
     re.I,
 )

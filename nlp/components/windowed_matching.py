@@ -11,6 +11,7 @@ medspaCy is pinned (1.3.1). spaCy's ``Matcher`` returns offsets relative to a Sp
 from collections.abc import Callable
 
 from medspacy.common.medspacy_matcher import MedspacyMatcher
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 
 Match = tuple[int, int, int]
@@ -44,7 +45,14 @@ class WindowedMatcher:
         self._token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
         self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
         self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
-        self._labels: dict[int, Labels] = {}  # match id -> the mention labels its rule may modify
+        # match id -> the mention labels its rule may modify (none given, as a sectionizer's: any)
+        self._labels: dict[int, Labels] = {
+            get_string_id(rule_id): (
+                frozenset(getattr(rule, "allowed_types", None) or ()) or None,
+                frozenset(getattr(rule, "excluded_types", None) or ()) or None,
+            )
+            for rule_id, rule in matcher.rule_map.items()
+        }
 
     def __call__(self, doc: Doc) -> list[Match]:
         windows = self._windows(doc) if len(doc) else []
@@ -62,14 +70,6 @@ class WindowedMatcher:
             matches = [m for m in matches if avoided.isdisjoint(range(m[1], m[2]))]
         if not self._prune:
             return sorted(matches, key=lambda m: m[1:])
-        if not self._labels:
-            for rule_id, rule in self.rule_map.items():
-                allowed = getattr(rule, "allowed_types", None)
-                excluded = getattr(rule, "excluded_types", None)
-                self._labels[doc.vocab.strings.add(rule_id)] = (
-                    frozenset(allowed) if allowed else None,
-                    frozenset(excluded) if excluded else None,
-                )
         return keep_longest(matches, lambda a, b: _share_a_label(self._labels[a], self._labels[b]))
 
     def everywhere(self) -> "WindowedMatcher | MedspacyMatcher":
