@@ -249,7 +249,7 @@ class ClinicalContext:
             assertions.add("historical")
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
         nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
-        resolved = any(cue["category"] == "resolved" for cue in cues)
+        resolved = "resolved" in categories
         # still present: "history of hypertension", "of recurrent UTIs" (a lasting condition) and
         # "on levetiracetam, last seizure in 2022" (a drug taken now), unless said to be over
         if (
@@ -258,7 +258,7 @@ class ClinicalContext:
             and (
                 self.chronic(span)
                 or any(token.lower_ == "recurrent" for token in span)
-                or any(cue["category"] in ("current", "ongoing") for cue in cues)
+                or bool(categories & {"current", "ongoing"})
             )
         ):
             assertions.clear()
