@@ -1,10 +1,13 @@
 """Assertion and experiencer: sentence → (mention, assertion, subject), and the cue recorded."""
 
 import pytest
+import spacy
+from medspacy.common.medspacy_matcher import MedspacyMatcher
+from medspacy.context import ConTextModifier, ConTextRule
 
 import nlp
-from nlp.components.context import expand_phrase, split_first_token
-from nlp.components.windowed_matching import keep_longest
+from nlp.components.context import _Cue, expand_phrase, split_first_token
+from nlp.components.windowed_matching import WindowedMatcher, keep_longest
 from tests.conftest import assert_windowing_changes_nothing, find
 
 CASES = [
@@ -103,8 +106,8 @@ def test_instructions_section_is_hypothetical(pipe) -> None:
 def test_matching_only_mention_sentences_changes_no_decision(samples) -> None:
     pipe = nlp.load("lexicon")
     assert_windowing_changes_nothing(
-        pipe.nlp.get_pipe("clinical_context")._context,
-        "_ConText__matcher",
+        pipe.nlp.get_pipe("clinical_context"),
+        "_matcher",
         samples,
         lambda text: [(m.start, m.end, m.assertion, m.subject, m.cues) for m in pipe.annotate(text).mentions],
     )
@@ -130,7 +133,45 @@ def test_split_first_token_makes_one_pattern_per_alternative() -> None:
         [{"LOWER": "in"}, {"SHAPE": "dddd"}],
         [{"LOWER": "since"}, {"SHAPE": "dddd"}],
     ]
+    assert split_first_token([{"ORTH": {"IN": [":", "-"]}}, {"LOWER": "no"}]) == [
+        [{"ORTH": ":"}, {"LOWER": "no"}],
+        [{"ORTH": "-"}, {"LOWER": "no"}],
+    ]
     assert split_first_token([{"LIKE_NUM": True}]) == [[{"LIKE_NUM": True}]]
+    optional = [{"LOWER": {"IN": ["in"]}, "OP": "?"}]
+    assert split_first_token(optional) == [optional]
+
+
+def test_one_token_regex_rules_match_as_spacy_matches_them() -> None:
+    blank = spacy.blank("en")
+    rules = [
+        ConTextRule("year", "HISTORICAL", pattern=[{"TEXT": {"REGEX": r"^(\d{1,2}/)?(19|20)\d\d$"}}]),
+        ConTextRule("day", "THIS_STAY", pattern=[{"LOWER": {"REGEX": r"^(hd|pod)#?\d{1,2}$"}}]),
+        ConTextRule("in year", "HISTORICAL", pattern=[{"LOWER": "in"}, {"TEXT": {"REGEX": r"^\d{4}$"}}]),
+        ConTextRule("no", "NEGATED_EXISTENCE"),
+    ]
+    full = MedspacyMatcher(blank, prune=False)
+    full.add(rules)
+    windowed = WindowedMatcher(full, lambda doc: [(0, len(doc))], anchored=False)
+    assert len(windowed._token) == 1  # "in year" stays with spaCy's Matcher
+    doc = blank("MI in 2015, CABG 3/2021; no fever on HD4 or POD#2; 1899 and hd123 and 2015x are not dates.")
+    found = windowed(doc)
+    assert found == sorted(full(doc), key=lambda m: m[1:])
+    assert {doc[s:e].text for _, s, e in found} == {"in 2015", "2015", "3/2021", "no", "HD4", "POD#2"}
+    assert windowed(doc, [(0, 3)]) == [m for m in windowed(doc) if m[2] <= 3]
+
+
+@pytest.mark.parametrize("direction", ["FORWARD", "BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"])
+@pytest.mark.parametrize("max_scope", [None, 1, 3, 20])
+def test_a_cue_told_its_sentence_has_medspacys_scope(direction: str, max_scope: int | None) -> None:
+    blank = spacy.blank("en")
+    blank.add_pipe("sentencizer")
+    doc = blank("Stable. The patient has no fever or chills or cough at all today. Good.")
+    sent = list(doc.sents)[1]
+    rule = ConTextRule("no", "NEGATED_EXISTENCE", direction=direction, max_scope=max_scope)
+    for start in range(sent.start, sent.end - 1):
+        cue = _Cue(rule, start, start + 1, (sent.start, sent.end))
+        assert cue.scope_span == ConTextModifier(rule, start, start + 1, doc).scope_span
 
 
 def test_keep_longest_keeps_same_extent_matches() -> None:

@@ -18,9 +18,11 @@ not happened yet.
 """
 
 import re
+from bisect import bisect_right
+from collections import defaultdict
 from typing import Any
 
-from medspacy.context import ConText, ConTextRule
+from medspacy.context import ConText, ConTextModifier, ConTextRule
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -107,16 +109,18 @@ def context_rules(nlp: Language) -> list[ConTextRule]:
 
 
 def split_first_token(pattern: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """One pattern per alternative of a first ``{"LOWER": {"IN": [...]}}`` token.
+    """One pattern per alternative of a first ``{"LOWER"|"ORTH": {"IN": [...]}}`` token.
 
     spaCy's ``Matcher`` tests a pattern's first token at every token of the Doc; a plain
-    ``LOWER`` value is a hash compare there, an ``IN`` set a predicate call.
+    value is a hash compare there, an ``IN`` set a predicate call.
     """
     first = pattern[0]
-    values = first.get("LOWER", {}).get("IN") if isinstance(first.get("LOWER"), dict) else None
-    if values is None or set(first) != {"LOWER"}:
+    if len(first) != 1:
         return [pattern]
-    return [[{"LOWER": value}, *pattern[1:]] for value in values]
+    ((attr, value),) = first.items()
+    if attr not in ("LOWER", "ORTH") or not isinstance(value, dict) or set(value) != {"IN"}:
+        return [pattern]
+    return [[{attr: alternative}, *pattern[1:]] for alternative in value["IN"]]
 
 
 _GROUP = re.compile(r"\[([^\[\]]*)\](\?)?")
@@ -140,16 +144,19 @@ def expand_phrase(phrase: str) -> list[str]:
     ]
 
 
-def mention_sentences(doc: Doc) -> list[tuple[int, int]]:
-    """Token ranges of the sentences that hold a mention of ``doc.spans["clinical"]``."""
+def mention_sentences(doc: Doc, sentences: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """Token ranges of the sentences (``sentences``, default ``doc.sents``) that hold a mention of
+    ``doc.spans["clinical"]``."""
+    if sentences is None:
+        sentences = [(sent.start, sent.end) for sent in doc.sents]
     found: set[tuple[int, int]] = set()
     mentions = sorted(doc.spans[SPAN_GROUP], key=lambda s: s.start)
     i = 0
-    for sent in doc.sents:
-        while i < len(mentions) and mentions[i].start < sent.start:
+    for start, end in sentences:
+        while i < len(mentions) and mentions[i].start < start:
             i += 1
-        if i < len(mentions) and mentions[i].start < sent.end:
-            found.add((sent.start, sent.end))
+        if i < len(mentions) and mentions[i].start < end:
+            found.add((start, end))
     return sorted(found)
 
 
@@ -162,7 +169,7 @@ class ClinicalContext:
     """Runs ConText over the mention group, then decides assertion, subject and cues."""
 
     def __init__(self, nlp: Language, name: str) -> None:
-        self._context = ConText(
+        context = ConText(
             nlp,
             name=f"{name}_medspacy",
             rules=None,
@@ -171,12 +178,12 @@ class ClinicalContext:
             span_attrs=None,
             prune_on_modifier_overlap=True,
         )
-        self._context.add(context_rules(nlp))
+        context.add(context_rules(nlp))
         # a cue acts inside its own sentence: match only the sentences that hold a mention
         # and no cue may overlap a mention ("no trouble swallowing": "trouble swallowing" is the
         # mention, so "no" is the cue, not the pseudo-negation "no trouble")
-        self._context._ConText__matcher = WindowedMatcher(
-            self._context._ConText__matcher, mention_sentences, anchored=False, avoid=mention_tokens
+        self._matcher = WindowedMatcher(
+            context._ConText__matcher, mention_sentences, anchored=False, avoid=mention_tokens
         )
         rules = resources.load("context_rules")
         self._chronic_prefixes = tuple(rules.chronic_icd10_prefixes)
@@ -188,12 +195,59 @@ class ClinicalContext:
     def __call__(self, doc: Doc) -> Doc:
         if SPAN_GROUP not in doc.spans or not len(doc.spans[SPAN_GROUP]):
             return doc
-        self._context(doc)
-        _relatives_reach_past_terminators(doc)
-        for span in doc.spans[SPAN_GROUP]:
-            self.decide(span)
-        doc._.context_graph = None  # holds Spans; records never need it and it blocks pickling
+        targets = list(doc.spans[SPAN_GROUP])
+        sections = [(*section.section_span, section.category) for section in doc._.sections]
+        starts = [start for start, _, _ in sections]
+        for target, modifiers in zip(targets, self.link(doc, targets), strict=True):
+            target._.modifiers = tuple(modifiers)
+            i = bisect_right(starts, target.start) - 1
+            in_section = i >= 0 and target.start < sections[i][1]
+            self.decide(target, modifiers, sections[i][2] if in_section else None)
         return doc
+
+    def link(self, doc: Doc, targets: list[Span]) -> list[list["_Cue"]]:
+        """The cues that modify each target, in the order medspaCy's ``ConText`` links them.
+
+        ConText tests every cue against every other cue and every mention of the Doc; a cue's
+        scope never leaves its sentence, so this tests only those of one sentence, with the same
+        result. A relative cue then gets its whole window back (see ``_reach_past_terminators``).
+        """
+        bounds = [(sent.start, sent.end) for sent in doc.sents]
+        sentences = [start for start, _ in bounds]
+        cues: dict[int, list[_Cue]] = defaultdict(list)  # by sentence, in text order
+        for match_id, start, end in self._matcher(doc, mention_sentences(doc, bounds)):
+            rule = self._matcher.rule_map[doc.vocab[match_id].text]
+            i = bisect_right(sentences, start) - 1
+            cues[i].append(_Cue(rule, start, end, bounds[i]))
+        held: dict[int, list[int]] = defaultdict(list)  # the targets each sentence holds
+        for t, target in enumerate(targets):
+            i = bisect_right(sentences, target.start) - 1
+            while i < len(sentences) and sentences[i] < target.end:
+                held[i].append(t)
+                i += 1
+        linked: list[list[_Cue]] = [[] for _ in targets]
+        for i, sentence_cues in cues.items():
+            for j, first in enumerate(sentence_cues):
+                for second in sentence_cues[j + 1 :]:
+                    first.limit_scope(second)
+                    second.limit_scope(first)
+            for t in held[i]:
+                for cue in sentence_cues:
+                    if cue.modifies(targets[t]):
+                        cue.modify(targets[t])
+        index = {id(target): t for t, target in enumerate(targets)}
+        for sentence_cues in cues.values():
+            for cue in sentence_cues:
+                cue.reduce_targets()
+                for target in cue._targets:
+                    linked[index[id(target)]].append(cue)
+        for i, sentence_cues in cues.items():
+            for cue in sentence_cues:
+                if _reach_past_terminators(cue, doc):
+                    for t in held[i]:
+                        if cue not in linked[t] and cue.modifies(targets[t]):
+                            linked[t].append(cue)
+        return linked
 
     def cues(self, doc: Doc) -> list[dict[str, Any]]:
         """Every cue the rules find anywhere in ``doc``, mention or not (for cue-level evaluation).
@@ -202,10 +256,9 @@ class ClinicalContext:
             ``{"category", "text", "start", "end", "rule"}`` per cue, in text order; of overlapping
             matches the longer stays (medspaCy's pruning, which keeps one of two same-extent cues).
         """
-        matcher = self._context._ConText__matcher
         found = []
-        for match_id, start, end in matcher.full(doc):
-            rule = matcher.rule_map[doc.vocab[match_id].text]
+        for match_id, start, end in self._matcher.full(doc):
+            rule = self._matcher.rule_map[doc.vocab[match_id].text]
             cue = doc[start:end]
             found.append(
                 {
@@ -218,15 +271,16 @@ class ClinicalContext:
             )
         return sorted(found, key=lambda c: (c["start"], c["end"]))
 
-    def decide(self, span: Span) -> None:
+    def decide(self, span: Span, modifiers: list["_Cue"], section: str | None) -> None:
+        """Set the assertion, subject and cues of ``span`` from the cues that modify it and its section."""
         doc = span.doc
         cues: list[dict[str, Any]] = []
         assertions: set[str] = set()
         experiencers: list[tuple[int, dict[str, Any], Span]] = []  # family, patient: distance, evidence, cue
-        for modifier in span._.modifiers:
+        for modifier in modifiers:
             start, end = modifier.modifier_span
             cue = doc[start:end]
-            if not _reaches(cue, span):
+            if not _reaches(cue, modifier.sentence[0], span):
                 continue
             category = modifier.category
             evidence = {
@@ -244,7 +298,6 @@ class ClinicalContext:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
         # a problem treated is over, unless treated in this stay ("UTI on HD4 was treated", a Hospital Course)
         categories = {cue["category"] for cue in cues}
-        section = span._.section_category
         if "treated" in categories and "this_stay" not in categories and section not in _THIS_STAY_SECTIONS:
             assertions.add("historical")
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
@@ -364,43 +417,65 @@ class ClinicalContext:
         return None
 
 
-def _relatives_reach_past_terminators(doc: Doc) -> None:
+class _Cue(ConTextModifier):
+    """A ConText modifier told its sentence (a token range) rather than looking it up in the Doc.
+
+    Its scope is what ``ConTextModifier`` gives with no ``max_scope`` window of its own: the
+    sentence on the rule's side of the cue, cut to the rule's ``max_scope`` tokens.
+    """
+
+    def __init__(self, rule: ConTextRule, start: int, end: int, sentence: tuple[int, int]) -> None:
+        first, last = sentence
+        reach = rule.max_scope
+        after = last if reach is None or last - end <= reach else end + reach
+        before = first if reach is None or start - first <= reach else start - reach
+        direction = rule.direction.lower()
+        if direction == "forward":
+            scope = (end, after)
+        elif direction == "backward":
+            scope = (before, start)
+        else:
+            scope = (before, after)
+        super().__init__(rule, start, end, None, *scope)
+        self.sentence = sentence
+
+
+def _reach_past_terminators(modifier: "_Cue", doc: Doc) -> bool:
     """Give a relative cue ("brother", "maternal") its whole window back: only ";" ends it.
 
     "brother who developed Stevens-Johnson syndrome": "who" and "developed" end other cues' scope,
     but the condition is still the brother's. Windowed family cues only; "family history of" keeps
-    its terminators.
+    its terminators. Returns whether the cue is one of those.
     """
-    graph = doc._.context_graph
-    for modifier in graph.modifiers:
-        window = modifier.rule.max_scope
-        if modifier.category != "FAMILY" or window is None:
-            continue
-        start, end = modifier.modifier_span
-        sent = doc[start].sent
-        low = max(sent.start, start - window) if modifier.direction != "FORWARD" else end
-        high = min(sent.end, end + window) if modifier.direction != "BACKWARD" else start
-        for token in doc[low:start]:
-            if token.text == ";":
-                low = token.i + 1
-        high = next((t.i for t in doc[end:high] if t.text == ";"), high)
-        modifier.update_scope(doc[low:high])
-        for target in graph.targets:
-            if modifier not in target._.modifiers and modifier.modifies(target):
-                target._.modifiers += (modifier,)
+    window = modifier.rule.max_scope
+    if modifier.category != "FAMILY" or window is None:
+        return False
+    start, end = modifier.modifier_span
+    first, last = modifier.sentence
+    low = max(first, start - window) if modifier.direction != "FORWARD" else end
+    high = min(last, end + window) if modifier.direction != "BACKWARD" else start
+    for token in doc[low:start]:
+        if token.text == ";":
+            low = token.i + 1
+    high = next((t.i for t in doc[end:high] if t.text == ";"), high)
+    modifier.update_scope(doc[low:high])
+    return True
 
 
-def _reaches(cue: Span, span: Span) -> bool:
+def _reaches(cue: Span, sentence_start: int, span: Span) -> bool:
     """Whether a cue can speak of the mention: a cue inside parentheses does not reach past them
     ("PMH: asthma (no prior intubations), OSA": "no" does not reach "OSA"), though it may speak of
-    what they qualify ("Treated hepatitis C (SVR 2017)")."""
+    what they qualify ("Treated hepatitis C (SVR 2017)"). The cue's sentence starts at token
+    ``sentence_start``."""
+    if span.start < cue.start:
+        return True
     depth = 0
-    for token in cue.sent[: cue.start - cue.sent.start]:
+    for token in cue.doc[sentence_start : cue.start]:
         if token.text == "(":
             depth += 1
         elif token.text == ")" and depth:
             depth -= 1
-    if not depth or span.start < cue.start:
+    if not depth:
         return True
     depth = 0
     for token in cue.doc[cue.end : span.start]:

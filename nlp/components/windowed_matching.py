@@ -6,13 +6,23 @@ does not start a line. Matching only the windows that can matter gives the same 
 fraction of the cost on long notes. medspaCy keeps its three matchers in private attributes;
 medspaCy is pinned (1.3.1). spaCy's ``Matcher`` returns offsets relative to a Span, its
 ``PhraseMatcher`` relative to the Doc.
+
+A rule of one token given by a regular expression ("2015", "HD4") is matched here, not by spaCy's
+``Matcher``: the ``Matcher`` calls a Python predicate for every rule whose first token has one, at
+every token, where this tests each distinct word of a Doc once and remembers the answer.
 """
 
+import re
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 from medspacy.common.medspacy_matcher import MedspacyMatcher
-from spacy.strings import get_string_id
+from spacy.attrs import LOWER, ORTH
+from spacy.matcher import Matcher
+from spacy.strings import StringStore, get_string_id
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 Match = tuple[int, int, int]
 Labels = tuple[frozenset[str] | None, frozenset[str] | None]  # a rule's allowed and excluded labels
@@ -42,7 +52,8 @@ class WindowedMatcher:
         self._windows = windows
         self._anchored = anchored
         self._prune = matcher._prune
-        self._token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
+        token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
+        self._token, self._token_regexes = _split_token_regexes(token, list(matcher.rule_map), token.vocab)
         self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
         self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
         # match id -> the mention labels its rule may modify (none given, as a sectionizer's: any)
@@ -54,8 +65,10 @@ class WindowedMatcher:
             for rule_id, rule in matcher.rule_map.items()
         }
 
-    def __call__(self, doc: Doc) -> list[Match]:
-        windows = self._windows(doc) if len(doc) else []
+    def __call__(self, doc: Doc, windows: list[tuple[int, int]] | None = None) -> list[Match]:
+        """Matches inside ``windows`` (default: ``windows(doc)`` of the constructor)."""
+        if windows is None:
+            windows = self._windows(doc) if len(doc) else []
         matches: list[Match] = []
         for start, end in windows:
             window = doc[start:end]
@@ -63,6 +76,9 @@ class WindowedMatcher:
                 if not self._anchored or s == 0:
                     matches.append((m, s + start, e + start))
             matches += [(m, s, e) for m, s, e in self._phrase(window) if not self._anchored or s == start]
+        for match_id, i in self._regex_tokens(doc):
+            if any(self._inside(i, w) for w in windows):
+                matches.append((match_id, i, i + 1))
         if self._regex._patterns:
             matches += [m for m in self._regex(doc) if any(self._inside(m[1], w) for w in windows)]
         if self._avoid is not None:
@@ -73,16 +89,102 @@ class WindowedMatcher:
         return keep_longest(matches, lambda a, b: _share_a_label(self._labels[a], self._labels[b]))
 
     def everywhere(self) -> "WindowedMatcher | MedspacyMatcher":
-        """The same matching without the windows: the whole Doc is one window (for equivalence tests).
+        """The same matching without the windows: the whole Doc is one window, whatever windows a
+        call gives (for equivalence tests).
 
         An anchored matcher's windows are its only filter, so its equivalent is the full matcher.
         """
         if self._anchored:
             return self.full
-        return WindowedMatcher(self.full, lambda doc: [(0, len(doc))], anchored=False, avoid=self._avoid)
+        return _Everywhere(self.full, _whole, anchored=False, avoid=self._avoid)
 
     def _inside(self, i: int, window: tuple[int, int]) -> bool:
         return i == window[0] if self._anchored else window[0] <= i < window[1]
+
+    def _regex_tokens(self, doc: Doc) -> list[tuple[int, int]]:
+        """``(match id, token index)`` of every token a one-token regex rule matches."""
+        found: list[tuple[int, int]] = []
+        for attr, rules in self._token_regexes.items():
+            values = doc.to_array(attr)
+            words = set(np.unique(values).tolist())
+            for rule in rules:
+                hits = rule.matching(words, doc.vocab.strings)
+                if hits:
+                    found += [(rule.match_id, int(i)) for i in np.flatnonzero(np.isin(values, list(hits)))]
+        return found
+
+
+class TokenRegex:
+    """A one-token rule given by a regex (spaCy's ``search`` of the token's string), tested once per
+    distinct word: the words seen and those that match are remembered by hash."""
+
+    MAX_SEEN = 1_000_000  # then forget, as a long-running service meets ever more words
+
+    def __init__(self, match_id: int, regex: str) -> None:
+        self.match_id = match_id
+        self._regex = re.compile(regex)
+        self._seen: set[int] = set()
+        self._matching: set[int] = set()
+
+    def matching(self, words: set[int], strings: StringStore) -> set[int]:
+        """The words (hashes) of ``words`` that match."""
+        new = words - self._seen
+        if new:
+            if len(self._seen) > self.MAX_SEEN:
+                self._seen.clear()
+                self._matching.clear()
+            self._seen |= new
+            self._matching |= {word for word in new if self._regex.search(strings[word])}
+        return self._matching & words
+
+
+class _Everywhere(WindowedMatcher):
+    def __call__(self, doc: Doc, windows: list[tuple[int, int]] | None = None) -> list[Match]:
+        return super().__call__(doc, _whole(doc))
+
+
+def _whole(doc: Doc) -> list[tuple[int, int]]:
+    return [(0, len(doc))]
+
+
+TokenRegexes = dict[int, list[TokenRegex]]  # by the attribute they test (ORTH, LOWER)
+
+
+def _split_token_regexes(matcher: Matcher, keys: list[str], vocab: Vocab) -> tuple[Matcher, TokenRegexes]:
+    """A copy of ``matcher`` without its one-token regex rules, and those rules as :class:`TokenRegex`.
+
+    A rule qualifies when each of its patterns is one token with one ``REGEX`` on ``TEXT``/``ORTH``
+    or ``LOWER`` and nothing else. The returned matcher is ``matcher`` itself when no rule does.
+    """
+    regexes: TokenRegexes = {}
+    rest: list[tuple[str, list, Any]] = []
+    for key in keys:
+        if key not in matcher:
+            continue
+        on_match, patterns = matcher.get(key)
+        tests = [_token_regex(pattern) for pattern in patterns]
+        if on_match is None and all(t is not None for t in tests):
+            for attr, regex in tests:  # type: ignore[misc]
+                regexes.setdefault(attr, []).append(TokenRegex(get_string_id(key), regex))
+        else:
+            rest.append((key, patterns, on_match))
+    if not regexes:
+        return matcher, {}
+    kept = Matcher(vocab)
+    for key, patterns, on_match in rest:
+        kept.add(key, patterns, on_match=on_match)
+    return kept, regexes
+
+
+def _token_regex(pattern: list[dict]) -> tuple[int, str] | None:
+    """``(attribute, regex)`` when ``pattern`` is one token given by one regex, else None."""
+    if len(pattern) != 1 or len(pattern[0]) != 1:
+        return None
+    ((name, value),) = pattern[0].items()
+    attr = {"TEXT": ORTH, "ORTH": ORTH, "LOWER": LOWER}.get(name)
+    if attr is None or not isinstance(value, dict) or set(value) != {"REGEX"}:
+        return None
+    return attr, value["REGEX"]
 
 
 def keep_longest(matches: list[Match], rivals: Callable[[int, int], bool] | None = None) -> list[Match]:
