@@ -1,7 +1,7 @@
 """The project's clinical assertion sets (``tests/fixtures/assertion/``): development cases the rules
 were tuned on (892 general; 437, 754, 336 and 392 on temporality; 429, 452 and 428 from discharge
 summaries; 418 from history taking), and held-out cases written apart from the rules and never tuned
-on (366 general, 477 on temporality, 487 from discharge summaries).
+on (366 general, 477 on temporality, 487, 616 and 625 from discharge summaries).
 
 Each class has a floor a little under its measured F1, so a rule change that costs more than
 a case or two fails here; the README reports the measured figures.
@@ -39,6 +39,20 @@ FLOORS = {
         "historical": 0.91,
         "present": 0.90,
         "family": 0.94,
+    },
+    "heldout4_discharge": {
+        "absent": 0.92,
+        "hypothetical": 0.79,
+        "historical": 0.83,
+        "present": 0.88,
+        "family": 0.97,
+    },
+    "heldout5_discharge": {
+        "absent": 0.86,
+        "hypothetical": 0.78,
+        "historical": 0.73,
+        "present": 0.88,
+        "family": 0.93,
     },
 }
 
