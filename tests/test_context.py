@@ -408,6 +408,53 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
             "present",
         ),
         ("Discharge Instructions:\nYou had a hernia repair.", "hernia repair", "PROCEDURE", "historical"),
+        # a suspicion is of a problem: the test or drug it prompts has happened
+        ("Given concern for HIT, argatroban was started.", "argatroban", "DRUG", "present"),
+        ("MRI spine was obtained for suspected cord ischemia.", "MRI spine", "TEST", "present"),
+        ("Possible colonoscopy next month.", "colonoscopy", "PROCEDURE", "hypothetical"),
+        # a mention that dates itself, or says it lasts
+        ("Prior GI bleed.", "Prior GI bleed", "PROBLEM", "historical"),
+        ("Remote coronary stent.", "Remote coronary stent", "PROCEDURE", "historical"),
+        (
+            "History of stroke with residual left-sided weakness.",
+            "residual left-sided weakness",
+            "PROBLEM",
+            "present",
+        ),
+        # a problem-based hospital course line is this stay's problem
+        ("# Cellulitis: treated with IV cefazolin.", "Cellulitis", "PROBLEM", "present"),
+        # follow-up and return instructions
+        (
+            "FOLLOW-UP: Surgery clinic in 2 weeks for staple removal.",
+            "staple removal",
+            "PROCEDURE",
+            "hypothetical",
+        ),
+        (
+            "Call the transplant clinic for fever or graft tenderness.",
+            "graft tenderness",
+            "PROBLEM",
+            "hypothetical",
+        ),
+        (
+            "Return to the ED for shortness of breath, chest pain, coughing up blood, or any signs of"
+            " bleeding such as black stools.",
+            "black stools",
+            "PROBLEM",
+            "hypothetical",
+        ),
+        (
+            "She will return in 2-3 weeks for ureteroscopy with stent removal.",
+            "stent removal",
+            "PROCEDURE",
+            "hypothetical",
+        ),
+        (
+            "Tonsillectomy will be considered once the infection resolves.",
+            "Tonsillectomy",
+            "PROCEDURE",
+            "hypothetical",
+        ),
     ],
 )
 def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:

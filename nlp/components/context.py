@@ -53,6 +53,12 @@ _EPISODE_WORDS = frozenset(
         "decompensation",
     }
 )
+# a mention that dates itself: "prior GI bleed", "remote coronary stent", "childhood asthma"
+_PAST_WORDS = frozenset({"prior", "previous", "remote", "former", "childhood", "past"})
+# a mention that says it lasts: "active tobacco use", "residual weakness", "resultant stenosis"
+_LASTING_WORDS = frozenset(
+    {"recurrent", "active", "ongoing", "current", "persistent", "residual", "resultant"}
+)
 _ONSET_AGE = re.compile(
     r"^[^.;\n]{0,40}?\b(?:at|age(?:d)?|in (?:his|her|their) |when (?:he|she|they) (?:was|were) )"
     r"\s*(?:age\s*)?(?P<age>\d{1,3})(?:s\b|\b)",
@@ -296,6 +302,17 @@ class ClinicalContext:
             cues.append(evidence)
             if category in CATEGORY_TO_ASSERTION:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
+        if span[0].lower_ in _PAST_WORDS:
+            assertions.add("historical")
+            cues.append(
+                {
+                    "category": "historical",
+                    "text": span[0].text,
+                    "start": span[0].idx,
+                    "end": span[0].idx + len(span[0].text),
+                    "rule": "hist.in_mention",
+                }
+            )
         # a problem treated is over, unless treated in this stay ("UTI on HD4 was treated", a Hospital Course)
         categories = {cue["category"] for cue in cues}
         if "treated" in categories and "this_stay" not in categories and section not in _THIS_STAY_SECTIONS:
@@ -303,14 +320,14 @@ class ClinicalContext:
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
         nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
         resolved = "resolved" in categories
-        # still present: "history of hypertension", "of recurrent UTIs" (a lasting condition) and
+        # still present: "history of hypertension", "of recurrent UTIs", "residual weakness" (lasting) and
         # "on levetiracetam, last seizure in 2022" (a drug taken now), unless said to be over
         if (
             assertions == {"historical"}
             and not resolved
             and (
                 self.chronic(span)
-                or any(token.lower_ == "recurrent" for token in span)
+                or any(token.lower_ in _LASTING_WORDS for token in span)
                 or bool(categories & {"current", "ongoing"})
             )
         ):
