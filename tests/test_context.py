@@ -455,6 +455,22 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
             "PROCEDURE",
             "hypothetical",
         ),
+        # negation
+        ("Steroids were not indicated.", "Steroids", "DRUG", "absent"),
+        ("Stool studies were not sent.", "Stool studies", "TEST", "absent"),
+        ("Treated with prednisone (colchicine avoided).", "colchicine", "DRUG", "absent"),
+        ("Culture negative, ruling out septic arthritis.", "septic arthritis", "PROBLEM", "absent"),
+        ("Bland urinalysis, arguing against UTI.", "UTI", "PROBLEM", "absent"),
+        ("No evidence of vascular injury on CTA.", "vascular injury", "PROBLEM", "absent"),
+        ("No evidence of vascular injury on CTA.", "CTA", "TEST", "present"),
+        (
+            "The serotonin release assay was negative, so HIT was excluded.",
+            "serotonin release assay",
+            "TEST",
+            "present",
+        ),
+        ("Adenocarcinoma with negative margins.", "Adenocarcinoma", "PROBLEM", "present"),
+        ("Hyperthyroidism: TSH <0.01, free T4 4.2.", "Hyperthyroidism", "PROBLEM", "present"),
     ],
 )
 def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:

@@ -59,6 +59,12 @@ _PAST_WORDS = frozenset({"prior", "previous", "remote", "former", "childhood", "
 _LASTING_WORDS = frozenset(
     {"recurrent", "active", "ongoing", "current", "persistent", "residual", "resultant"}
 )
+# the means of a finding: a negation before "on CTA" speaks of the finding, not of the test
+_INSTRUMENT_LABELS = frozenset({"TEST", "PROCEDURE"})
+_INSTRUMENT_WORDS = frozenset({"on", "by", "per", "via"})
+_INSTRUMENT_FILLERS = frozenset(
+    {"the", "a", "an", "her", "his", "their", "this", "today's", "repeat", "follow-up"}
+)
 _ONSET_AGE = re.compile(
     r"^[^.;\n]{0,40}?\b(?:at|age(?:d)?|in (?:his|her|their) |when (?:he|she|they) (?:was|were) )"
     r"\s*(?:age\s*)?(?P<age>\d{1,3})(?:s\b|\b)",
@@ -283,12 +289,15 @@ class ClinicalContext:
         cues: list[dict[str, Any]] = []
         assertions: set[str] = set()
         experiencers: list[tuple[int, dict[str, Any], Span]] = []  # family, patient: distance, evidence, cue
+        instrument = span.label_ in _INSTRUMENT_LABELS and _instrument(span)
         for modifier in modifiers:
             start, end = modifier.modifier_span
             cue = doc[start:end]
             if not _reaches(cue, modifier.sentence[0], span):
                 continue
             category = modifier.category
+            if instrument and category == "NEGATED_EXISTENCE" and end <= span.start:
+                continue  # "no vascular injury on CTA": the finding is negated, the CTA was done
             evidence = {
                 "category": category.lower(),
                 "text": cue.text,
@@ -500,6 +509,15 @@ def _reaches(cue: Span, sentence_start: int, span: Span) -> bool:
         if depth < 0:
             return False
     return True
+
+
+def _instrument(span: Span) -> bool:
+    """Whether a test or procedure is named as the means of a finding: "no injury on CTA", "no
+    collection by ultrasound", "no retinitis on the dilated eye exam"."""
+    i = span.start - 1
+    while i >= span.sent.start and span.doc[i].lower_ in _INSTRUMENT_FILLERS:
+        i -= 1
+    return i >= span.sent.start and span.doc[i].lower_ in _INSTRUMENT_WORDS
 
 
 def _distance(cue: Span, span: Span) -> int:
