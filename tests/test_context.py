@@ -471,6 +471,18 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
         ),
         ("Adenocarcinoma with negative margins.", "Adenocarcinoma", "PROBLEM", "present"),
         ("Hyperthyroidism: TSH <0.01, free T4 4.2.", "Hyperthyroidism", "PROBLEM", "present"),
+        # what may come, and what is watched for
+        ("Prophylaxis: valganciclovir for CMV and TMP-SMX for PJP.", "PJP", "PROBLEM", "hypothetical"),
+        ("Stent-related discomfort may occur.", "Stent-related discomfort", "PROBLEM", "hypothetical"),
+        ("She was monitored in the neuro ICU for vasospasm.", "vasospasm", "PROBLEM", "hypothetical"),
+        # a doubt reaches a test or drug only close by
+        ("Possible colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
+        (
+            "Possible early cellulitis at the left groin incision, marked, and started on cephalexin.",
+            "cephalexin",
+            "DRUG",
+            "present",
+        ),
     ],
 )
 def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: str) -> None:
