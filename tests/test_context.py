@@ -475,6 +475,20 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
         ("Prophylaxis: valganciclovir for CMV and TMP-SMX for PJP.", "PJP", "PROBLEM", "hypothetical"),
         ("Stent-related discomfort may occur.", "Stent-related discomfort", "PROBLEM", "hypothetical"),
         ("She was monitored in the neuro ICU for vasospasm.", "vasospasm", "PROBLEM", "hypothetical"),
+        # a procedure in the past medical history is past, unless still used; "ongoing" keeps a problem
+        (
+            "PAST MEDICAL HISTORY: Atrial fibrillation. Mitral valve replacement (mechanical, 2011).",
+            "Mitral valve replacement",
+            "PROCEDURE",
+            "historical",
+        ),
+        ("PMH: OSA on CPAP, HTN.", "CPAP", "PROCEDURE", "present"),
+        (
+            "Shingles in 2021, with ongoing postherpetic neuralgia.",
+            "postherpetic neuralgia",
+            "PROBLEM",
+            "present",
+        ),
         # a doubt reaches a test or drug only close by
         ("Possible colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
         (

@@ -353,8 +353,10 @@ class ClinicalContext:
             "rule": f"section:{section}",
         }
         default_assertion = default.assertion if default is not None else None
-        if default_assertion == "historical" and self.chronic(span):
-            default_assertion = None  # a chronic condition in a history section is still present
+        if default_assertion == "historical" and (self.chronic(span) or categories & {"current", "ongoing"}):
+            default_assertion = (
+                None  # a chronic condition, or a device still used ("OSA on CPAP"), is present
+            )
         if any(cue["category"] == "asserted" for cue in cues):
             default_assertion = None  # "you were admitted for X" under Discharge Instructions
         if assertion is None and default_assertion is not None:
