@@ -489,6 +489,10 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
             "PROBLEM",
             "present",
         ),
+        # a lasting condition the mention names, though it carries no chronic code
+        ("PAST MEDICAL HISTORY: Asthma, eczema, seasonal allergies.", "eczema", "PROBLEM", "present"),
+        ("PMH: DM2 c/b retinopathy and neuropathy.", "retinopathy", "PROBLEM", "present"),
+        ("PMH: Parkinson disease, orthostatic hypotension.", "Parkinson disease", "PROBLEM", "present"),
         # a doubt reaches a test or drug only close by
         ("Possible colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
         (

@@ -199,6 +199,11 @@ class ClinicalContext:
         )
         rules = resources.load("context_rules")
         self._chronic_prefixes = tuple(rules.chronic_icd10_prefixes)
+        self._chronic_terms = re.compile(
+            r"\b(?:"
+            + "|".join(re.escape(t) for t in sorted(rules.chronic_terms, key=len, reverse=True))
+            + r")\b"
+        )
         self._act_labels = frozenset(rules.act_labels)
         self._lexicon = nlp.get_pipe("clinical_lexicon") if "clinical_lexicon" in nlp.pipe_names else None
         self._section_defaults = resources.load("sections").span_defaults
@@ -393,17 +398,18 @@ class ClinicalContext:
     def chronic(self, span: Span) -> bool:
         """A condition that lasts.
 
-        Flagged in the curated terms, coded in a chronic ICD-10-CM category, called "chronic", or,
-        for a mention with no codes of its own ("CKD stage 3" given as a target), spelling a term
-        that is one of these ("CKD"). An episode of one is not: "COPD exacerbation", "gout flare".
+        Flagged in the curated terms, coded in a chronic ICD-10-CM category, called "chronic",
+        naming one of the rules' ``chronic_terms`` ("diabetic retinopathy", "eczema"), or, for a
+        mention with no codes of its own ("CKD stage 3" given as a target), spelling a term that is
+        one of these ("CKD"). An episode of one is not: "COPD exacerbation", "gout flare".
         """
         if any(token.lower_ in _EPISODE_WORDS for token in span):
             return False
         if span._.chronic or any(token.lower_ == "chronic" for token in span):
             return True
-        if span._.codes:
-            return self._chronic_codes(span._.codes)
-        if self._lexicon is None:
+        if self._chronic_codes(span._.codes or ()) or self._chronic_terms.search(span.text.lower()):
+            return True
+        if span._.codes or self._lexicon is None:
             return False
         term = self._lexicon.terminology  # type: ignore[attr-defined]
         inside = term.find([t.text for t in span], [t.lower_ for t in span], [t.is_space for t in span])

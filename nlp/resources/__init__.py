@@ -87,6 +87,7 @@ class ContextRules(_Strict):
     description: str
     act_labels: list[str]
     chronic_icd10_prefixes: list[str]
+    chronic_terms: list[str]
     rules: list[ContextRuleSpec]
 
 
