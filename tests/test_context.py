@@ -535,6 +535,9 @@ def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: s
         ("FHx: hypertension in mother and both grandmothers.", 1, "family", "MTH"),
         ("Family History: Parents with diabetes; no family history of hypertension.", 1, "family", "FAMMEMB"),
         ("His children have hypertension.", 1, "family", "CHILD"),
+        # a relative who opens a clause of their own speaks of what follows; ";" ends a relative's reach
+        ("Father with hypertension and mother with diabetes.", 1, "family", "FTH"),
+        ("FHx: Father with CAD, had hypertension at 54; mother with diabetes.", 1, "family", "FTH"),
     ],
 )
 def test_subject_of_a_target(text: str, occurrence: int, subject: str, relationship: str | None) -> None:

@@ -59,6 +59,8 @@ _PAST_WORDS = frozenset({"prior", "previous", "remote", "former", "childhood", "
 _LASTING_WORDS = frozenset(
     {"recurrent", "active", "ongoing", "current", "persistent", "residual", "resultant"}
 )
+# words after a relative that open what is said of them: "mother with", "brother had", "sister who"
+_CLAUSE_OPENERS = frozenset({"with", "has", "had", "have", "who", "is", "was", "diagnosed", "died", "passed"})
 # the means of a finding: a negation before "on CTA" speaks of the finding, not of the test
 _INSTRUMENT_LABELS = frozenset({"TEST", "PROCEDURE"})
 _INSTRUMENT_WORDS = frozenset({"on", "by", "per", "via"})
@@ -227,7 +229,8 @@ class ClinicalContext:
 
         ConText tests every cue against every other cue and every mention of the Doc; a cue's
         scope never leaves its sentence, so this tests only those of one sentence, with the same
-        result. A relative cue then gets its whole window back (see ``_reach_past_terminators``).
+        result. A relative cue then gets its whole window back, up to a ";" (see
+        ``_reach_past_terminators``), and modifies what that window holds.
         """
         bounds = [(sent.start, sent.end) for sent in doc.sents]
         sentences = [start for start, _ in bounds]
@@ -262,8 +265,11 @@ class ClinicalContext:
             for cue in sentence_cues:
                 if _reach_past_terminators(cue, doc):
                     for t in held[i]:
-                        if cue not in linked[t] and cue.modifies(targets[t]):
+                        reaches = cue.modifies(targets[t])
+                        if reaches and cue not in linked[t]:
                             linked[t].append(cue)
+                        elif not reaches and cue in linked[t]:
+                            linked[t].remove(cue)  # "CABG at 54; mother with diabetes"
         return linked
 
     def cues(self, doc: Doc) -> list[dict[str, Any]]:
@@ -331,8 +337,11 @@ class ClinicalContext:
         categories = {cue["category"] for cue in cues}
         if "treated" in categories and "this_stay" not in categories and section not in _THIS_STAY_SECTIONS:
             assertions.add("historical")
-        # the experiencer cue nearest the mention decides; a patient cue counts only against a family one
-        nearest = min(experiencers, key=lambda e: e[0]) if experiencers else None
+        # the experiencer cue nearest the mention decides; a patient cue counts only against a family one.
+        # A relative after the mention who opens a clause of their own ("CAD (MI at 48) and mother with
+        # diabetes") speaks of what follows, unless no other cue speaks of the mention.
+        speaking = [e for e in experiencers if not _opens_clause(e[2], span)] or experiencers
+        nearest = min(speaking, key=lambda e: e[0]) if speaking else None
         resolved = "resolved" in categories
         # still present: "history of hypertension", "of recurrent UTIs", "residual weakness" (lasting) and
         # "on levetiracetam, last seizure in 2022" (a drug taken now), unless said to be over
@@ -526,6 +535,11 @@ def _instrument(span: Span) -> bool:
     while i >= span.sent.start and span.doc[i].lower_ in _INSTRUMENT_FILLERS:
         i -= 1
     return i >= span.sent.start and span.doc[i].lower_ in _INSTRUMENT_WORDS
+
+
+def _opens_clause(cue: Span, span: Span) -> bool:
+    """Whether a cue after the mention starts a clause of its own: "... and mother with diabetes"."""
+    return cue.start >= span.end and cue.end < len(cue.doc) and cue.doc[cue.end].lower_ in _CLAUSE_OPENERS
 
 
 def _distance(cue: Span, span: Span) -> int:
