@@ -9,7 +9,8 @@ medspaCy is pinned (1.3.1). spaCy's ``Matcher`` returns offsets relative to a Sp
 
 A rule of one token given by a regular expression ("2015", "HD4") is matched here, not by spaCy's
 ``Matcher``: the ``Matcher`` calls a Python predicate for every rule whose first token has one, at
-every token, where this tests each distinct word of a Doc once and remembers the answer.
+every token, where this tests each distinct word of a Doc once and remembers the answer. A rule of
+plain lower-case words goes to a ``PhraseMatcher``.
 """
 
 import re
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from medspacy.common.medspacy_matcher import MedspacyMatcher
 from spacy.attrs import LOWER, ORTH
-from spacy.matcher import Matcher
+from spacy.matcher import Matcher, PhraseMatcher
 from spacy.strings import StringStore, get_string_id
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
@@ -53,7 +54,9 @@ class WindowedMatcher:
         self._anchored = anchored
         self._prune = matcher._prune
         token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
-        self._token, self._token_regexes = _split_token_regexes(token, list(matcher.rule_map), token.vocab)
+        self._token, self._token_regexes, self._words = _split_token_regexes(
+            token, list(matcher.rule_map), token.vocab
+        )
         self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
         self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
         # match id -> the mention labels its rule may modify (none given, as a sectionizer's: any)
@@ -76,6 +79,8 @@ class WindowedMatcher:
                 if not self._anchored or s == 0:
                     matches.append((m, s + start, e + start))
             matches += [(m, s, e) for m, s, e in self._phrase(window) if not self._anchored or s == start]
+            if self._words is not None:
+                matches += [(m, s, e) for m, s, e in self._words(window) if not self._anchored or s == start]
         for match_id, i in self._regex_tokens(doc):
             if any(self._inside(i, w) for w in windows):
                 matches.append((match_id, i, i + 1))
@@ -150,13 +155,20 @@ def _whole(doc: Doc) -> list[tuple[int, int]]:
 TokenRegexes = dict[int, list[TokenRegex]]  # by the attribute they test (ORTH, LOWER)
 
 
-def _split_token_regexes(matcher: Matcher, keys: list[str], vocab: Vocab) -> tuple[Matcher, TokenRegexes]:
-    """A copy of ``matcher`` without its one-token regex rules, and those rules as :class:`TokenRegex`.
+def _split_token_regexes(
+    matcher: Matcher, keys: list[str], vocab: Vocab
+) -> tuple[Matcher, TokenRegexes, PhraseMatcher | None]:
+    """A copy of ``matcher`` without the rules that need no ``Matcher``: its one-token regex rules,
+    as :class:`TokenRegex`, and its rules of plain lower-case words, as a ``PhraseMatcher`` on
+    ``LOWER`` (one hash lookup per token instead of one test per rule; medspaCy makes such rules of
+    a phrase the tokenizer splits differently in capitals, "CANNOT be excluded").
 
     A rule qualifies when each of its patterns is one token with one ``REGEX`` on ``TEXT``/``ORTH``
-    or ``LOWER`` and nothing else. The returned matcher is ``matcher`` itself when no rule does.
+    or ``LOWER``, or when each is a sequence of ``{"LOWER": word}`` tokens. The returned matcher
+    is ``matcher`` itself when no rule qualifies.
     """
     regexes: TokenRegexes = {}
+    words = PhraseMatcher(vocab, attr="LOWER")
     rest: list[tuple[str, list, Any]] = []
     for key in keys:
         if key not in matcher:
@@ -166,14 +178,27 @@ def _split_token_regexes(matcher: Matcher, keys: list[str], vocab: Vocab) -> tup
         if on_match is None and all(t is not None for t in tests):
             for attr, regex in tests:  # type: ignore[misc]
                 regexes.setdefault(attr, []).append(TokenRegex(get_string_id(key), regex))
+        elif on_match is None and all(_lower_words(pattern) for pattern in patterns):
+            words.add(key, [Doc(vocab, words=_lower_words(pattern)) for pattern in patterns], on_match=None)
         else:
             rest.append((key, patterns, on_match))
-    if not regexes:
-        return matcher, {}
+    if not regexes and not len(words):
+        return matcher, {}, None
     kept = Matcher(vocab)
     for key, patterns, on_match in rest:
         kept.add(key, patterns, on_match=on_match)
-    return kept, regexes
+    return kept, regexes, words if len(words) else None
+
+
+def _lower_words(pattern: list[dict]) -> list[str]:
+    """The words of a pattern that is nothing but ``{"LOWER": word}`` tokens, else ``[]``."""
+    words = []
+    for token in pattern:
+        word = token.get("LOWER")
+        if len(token) != 1 or not isinstance(word, str) or not word or word != word.lower():
+            return []
+        words.append(word)
+    return words
 
 
 def _token_regex(pattern: list[dict]) -> tuple[int, str] | None:
