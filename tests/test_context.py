@@ -538,6 +538,11 @@ def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: s
         # a relative who opens a clause of their own speaks of what follows; ";" ends a relative's reach
         ("Father with hypertension and mother with diabetes.", 1, "family", "FTH"),
         ("FHx: Father with CAD, had hypertension at 54; mother with diabetes.", 1, "family", "FTH"),
+        ("IPF in his father and hypertension in his mother.", 1, "family", "MTH"),
+        ("Brother with ulcerative colitis diagnosed at age 22, now with hypertension.", 1, "family", "BRO"),
+        # a relative told, or telling, is not the one who has it
+        ("Parents were instructed to return for hypertension.", 1, "patient", None),
+        ("Her mother, who is her caregiver, reports hypertension.", 1, "patient", None),
     ],
 )
 def test_subject_of_a_target(text: str, occurrence: int, subject: str, relationship: str | None) -> None:

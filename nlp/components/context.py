@@ -61,6 +61,11 @@ _LASTING_WORDS = frozenset(
 )
 # words after a relative that open what is said of them: "mother with", "brother had", "sister who"
 _CLAUSE_OPENERS = frozenset({"with", "has", "had", "have", "who", "is", "was", "diagnosed", "died", "passed"})
+# what a relative does as informant or learner, not as patient
+_INFORMANT_VERBS = frozenset(
+    {"instructed", "educated", "counseled", "counselled", "told", "taught", "reports", "reported", "states",
+     "stated", "says", "said", "agrees", "agreed", "aware", "understands", "verbalized", "notes", "noticed"}
+)  # fmt: skip
 # the means of a finding: a negation before "on CTA" speaks of the finding, not of the test
 _INSTRUMENT_LABELS = frozenset({"TEST", "PROCEDURE"})
 _INSTRUMENT_WORDS = frozenset({"on", "by", "per", "via"})
@@ -340,6 +345,7 @@ class ClinicalContext:
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one.
         # A relative after the mention who opens a clause of their own ("CAD (MI at 48) and mother with
         # diabetes") speaks of what follows, unless no other cue speaks of the mention.
+        experiencers = [e for e in experiencers if not _informant(e[2])]
         speaking = [e for e in experiencers if not _opens_clause(e[2], span)] or experiencers
         nearest = min(speaking, key=lambda e: e[0]) if speaking else None
         resolved = "resolved" in categories
@@ -537,9 +543,31 @@ def _instrument(span: Span) -> bool:
     return i >= span.sent.start and span.doc[i].lower_ in _INSTRUMENT_WORDS
 
 
+def _informant(cue: Span) -> bool:
+    """Whether a relative is told or tells, rather than has: "Parents instructed to return for
+    fever", "Wife was educated on hypoglycemia", "Her mother, who is her caregiver, reports"."""
+    doc = cue.doc
+    end = min(cue.end + 8, cue.sent.end)
+    aside = cue.end < end and doc[cue.end].text == ","
+    for token in doc[cue.end : end]:
+        if token.lower_ in _INFORMANT_VERBS:
+            return True
+        if not aside and token.lower_ not in {"was", "were", "is", "are", "has", "have", "been"}:
+            return False
+    return False
+
+
 def _opens_clause(cue: Span, span: Span) -> bool:
-    """Whether a cue after the mention starts a clause of its own: "... and mother with diabetes"."""
-    return cue.start >= span.end and cue.end < len(cue.doc) and cue.doc[cue.end].lower_ in _CLAUSE_OPENERS
+    """Whether a relative's cue speaks of another mention than ``span``: one after the mention that
+    opens a clause of its own ("... and mother with diabetes"), or one before it that closes the
+    clause before ("IPF in his father and rheumatoid arthritis in his mother")."""
+    doc = cue.doc
+    if cue.start >= span.end:
+        return cue.end < len(doc) and doc[cue.end].lower_ in _CLAUSE_OPENERS
+    i = cue.start - 1
+    while i >= 0 and doc[i].lower_ in {"his", "her", "their", "the", "a"}:
+        i -= 1
+    return i >= 0 and doc[i].lower_ in {"in", "of", "from"}
 
 
 def _distance(cue: Span, span: Span) -> int:
