@@ -493,6 +493,32 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
         ("PAST MEDICAL HISTORY: Asthma, eczema, seasonal allergies.", "eczema", "PROBLEM", "present"),
         ("PMH: DM2 c/b retinopathy and neuropathy.", "retinopathy", "PROBLEM", "present"),
         ("PMH: Parkinson disease, orthostatic hypotension.", "Parkinson disease", "PROBLEM", "present"),
+        # dev11 and dev12
+        (
+            "Return to ED immediately (call 911) for new weakness or vision loss.",
+            "vision loss",
+            "PROBLEM",
+            "hypothetical",
+        ),
+        ("May need MR perfusion or repeat biopsy.", "repeat biopsy", "PROCEDURE", "hypothetical"),
+        ("Referred to pulmonary rehab.", "pulmonary rehab", "PROCEDURE", "hypothetical"),
+        ("Hospice referral placed for after discharge.", "Hospice", "PROCEDURE", "hypothetical"),
+        ("Lithium level to be rechecked in 5-7 days.", "Lithium level", "TEST", "hypothetical"),
+        ("Syncope, likely vasovagal vs orthostatic.", "Syncope", "PROBLEM", "present"),
+        (
+            "Likely medication overuse headache superimposed on chronic migraine.",
+            "chronic migraine",
+            "PROBLEM",
+            "present",
+        ),
+        (
+            "PMH of HFpEF and CKD, admitted after an unwitnessed fall.",
+            "unwitnessed fall",
+            "PROBLEM",
+            "present",
+        ),
+        ("86 yo F admitted w/ CAP, treated with ceftriaxone.", "CAP", "PROBLEM", "present"),
+        ("No events captured on 72-h video EEG.", "video EEG", "TEST", "present"),
         # a doubt reaches a test or drug only close by
         ("Possible colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
         (
@@ -540,6 +566,7 @@ def test_assertion_of_a_target(text: str, mention: str, label: str, assertion: s
         ("FHx: Father with CAD, had hypertension at 54; mother with diabetes.", 1, "family", "FTH"),
         ("IPF in his father and hypertension in his mother.", 1, "family", "MTH"),
         ("Brother with ulcerative colitis diagnosed at age 22, now with hypertension.", 1, "family", "BRO"),
+        ("Sister with MS; no other hypertension in family.", 1, "family", "FAMMEMB"),
         # a relative told, or telling, is not the one who has it
         ("Parents were instructed to return for hypertension.", 1, "patient", None),
         ("Her mother, who is her caregiver, reports hypertension.", 1, "patient", None),

@@ -23,12 +23,13 @@ from collections import defaultdict
 from typing import Any
 
 from medspacy.context import ConText, ConTextModifier, ConTextRule
+from medspacy.util import tuple_overlaps
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
-from nlp.components.windowed_matching import WindowedMatcher
+from nlp.components.windowed_matching import WindowedMatcher, share_a_label
 
 CATEGORY_TO_ASSERTION = {
     "NEGATED_EXISTENCE": "absent",
@@ -61,6 +62,10 @@ _LASTING_WORDS = frozenset(
 )
 # words after a relative that open what is said of them: "mother with", "brother had", "sister who"
 _CLAUSE_OPENERS = frozenset({"with", "has", "had", "have", "who", "is", "was", "diagnosed", "died", "passed"})
+# the verbs that introduce what brought the patient in
+_PRESENTING = frozenset(
+    {"admitted", "readmitted", "presents", "presented", "presenting", "hospitalized", "transferred"}
+)
 # what a relative does as informant or learner, not as patient
 _INFORMANT_VERBS = frozenset(
     {"instructed", "educated", "counseled", "counselled", "told", "taught", "reports", "reported", "states",
@@ -71,6 +76,7 @@ _INSTRUMENT_LABELS = frozenset({"TEST", "PROCEDURE"})
 _INSTRUMENT_WORDS = frozenset({"on", "by", "per", "via"})
 _INSTRUMENT_FILLERS = frozenset(
     {"the", "a", "an", "her", "his", "their", "this", "today's", "repeat", "follow-up"}
+    | {"-", "h", "hr", "hour"}  # "72-h video EEG"
 )
 _ONSET_AGE = re.compile(
     r"^[^.;\n]{0,40}?\b(?:at|age(?:d)?|in (?:his|her|their) |when (?:he|she|they) (?:was|were) )"
@@ -340,7 +346,8 @@ class ClinicalContext:
             )
         # a problem treated is over, unless treated in this stay ("UTI on HD4 was treated", a Hospital Course)
         categories = {cue["category"] for cue in cues}
-        if "treated" in categories and "this_stay" not in categories and section not in _THIS_STAY_SECTIONS:
+        this_stay = "this_stay" in categories or section in _THIS_STAY_SECTIONS or _presenting(span)
+        if "treated" in categories and not this_stay:
             assertions.add("historical")
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one.
         # A relative after the mention who opens a clause of their own ("CAD (MI at 48) and mother with
@@ -488,6 +495,38 @@ class _Cue(ConTextModifier):
         super().__init__(rule, start, end, None, *scope)
         self.sentence = sentence
 
+    def limit_scope(self, other: ConTextModifier) -> bool:
+        """medspaCy's, except that two uncertainty cues cut each other's scope whenever their rules
+        may modify a mention of one label, where medspaCy wants the same label lists: in "RLL
+        opacity concerning for pneumonia vs. aspiration" (a suspicion about problems, then a "vs"
+        about any label) the "vs" no longer reaches back past "concerning for" to the opacity.
+        Other categories keep medspaCy's test: two history cues both reach ("Sarcoidosis diagnosed
+        in 2008, treated with prednisone")."""
+        if self.direction.upper() == "TERMINATE" or not tuple_overlaps(self.scope_span, other.scope_span):
+            return False
+        same = other.category.upper() == self.category.upper()
+        ends = other.direction.upper() == "TERMINATE" or other.category.upper() in self.rule.terminated_by
+        if not same and not ends:
+            return False
+        mine, theirs = _labels(self), _labels(other)
+        uncertain = self.category == "POSSIBLE_EXISTENCE" and share_a_label(mine, theirs)
+        if same and mine != theirs and not uncertain:
+            return False
+        before = start, end = self.scope_span
+        if self.direction.lower() in ("forward", "bidirectional") and other > self:
+            end = min(end, other.modifier_span[0])
+        if self.direction.lower() in ("backward", "bidirectional") and other < self:
+            start = max(start, other.modifier_span[1])
+        self._scope_start, self._scope_end = start, end
+        return before != (start, end)
+
+
+def _labels(cue: ConTextModifier) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    return (
+        frozenset(cue.allowed_types) if cue.allowed_types else None,
+        frozenset(cue.excluded_types) if cue.excluded_types else None,
+    )
+
 
 def _reach_past_terminators(modifier: "_Cue", doc: Doc) -> bool:
     """Give a relative cue ("brother", "maternal") its whole window back: only ";" ends it.
@@ -534,13 +573,22 @@ def _reaches(cue: Span, sentence_start: int, span: Span) -> bool:
     return True
 
 
+def _presenting(span: Span) -> bool:
+    """Whether the mention is what brought the patient in: "admitted w/ CAP", "presents with"."""
+    doc, i = span.doc, span.start
+    if i >= 1 and doc[i - 1].lower_ in {"p/w", "admitted", "readmitted"}:
+        return True
+    return i >= 2 and doc[i - 2].lower_ in _PRESENTING and doc[i - 1].lower_ in {"with", "w/", "for", "after"}
+
+
 def _instrument(span: Span) -> bool:
     """Whether a test or procedure is named as the means of a finding: "no injury on CTA", "no
     collection by ultrasound", "no retinitis on the dilated eye exam"."""
+    doc, first = span.doc, span.sent.start
     i = span.start - 1
-    while i >= span.sent.start and span.doc[i].lower_ in _INSTRUMENT_FILLERS:
+    while i >= first and (doc[i].lower_ in _INSTRUMENT_FILLERS or doc[i].text[0].isdigit()):  # "72-h"
         i -= 1
-    return i >= span.sent.start and span.doc[i].lower_ in _INSTRUMENT_WORDS
+    return i >= first and doc[i].lower_ in _INSTRUMENT_WORDS
 
 
 def _informant(cue: Span) -> bool:

@@ -91,7 +91,7 @@ class WindowedMatcher:
             matches = [m for m in matches if avoided.isdisjoint(range(m[1], m[2]))]
         if not self._prune:
             return sorted(matches, key=lambda m: m[1:])
-        return keep_longest(matches, lambda a, b: _share_a_label(self._labels[a], self._labels[b]))
+        return keep_longest(matches, lambda a, b: share_a_label(self._labels[a], self._labels[b]))
 
     def everywhere(self) -> "WindowedMatcher | MedspacyMatcher":
         """The same matching without the windows: the whole Doc is one window, whatever windows a
@@ -236,7 +236,7 @@ def keep_longest(matches: list[Match], rivals: Callable[[int, int], bool] | None
     return sorted(kept, key=lambda m: (m[1], m[2], m[0]))
 
 
-def _share_a_label(a: Labels, b: Labels) -> bool:
+def share_a_label(a: Labels, b: Labels) -> bool:
     """Whether two rules, given as allowed and excluded labels, may modify a mention of one label."""
     (a_allowed, a_excluded), (b_allowed, b_excluded) = a, b
     if a_allowed is not None and b_allowed is not None:
