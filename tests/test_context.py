@@ -519,6 +519,20 @@ def test_keep_longest_drops_only_for_a_rival() -> None:
         ),
         ("86 yo F admitted w/ CAP, treated with ceftriaxone.", "CAP", "PROBLEM", "present"),
         ("No events captured on 72-h video EEG.", "video EEG", "TEST", "present"),
+        ("Aspergilloma was considered but not seen on CT.", "Aspergilloma", "PROBLEM", "absent"),
+        (
+            "Critical illness myopathy suspected given proximal weakness.",
+            "Critical illness myopathy",
+            "PROBLEM",
+            "possible",
+        ),
+        (
+            "Will be scheduled for laparoscopic cholecystectomy.",
+            "laparoscopic cholecystectomy",
+            "PROCEDURE",
+            "hypothetical",
+        ),
+        ("Continue nintedanib; monitor LFTs monthly.", "LFTs", "TEST", "hypothetical"),
         # a doubt reaches a test or drug only close by
         ("Possible colonoscopy.", "colonoscopy", "PROCEDURE", "hypothetical"),
         (
