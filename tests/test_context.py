@@ -142,22 +142,38 @@ def test_split_first_token_makes_one_pattern_per_alternative() -> None:
     assert split_first_token(optional) == [optional]
 
 
-def test_one_token_regex_rules_match_as_spacy_matches_them() -> None:
+def test_regex_and_plain_word_rules_match_as_spacy_matches_them() -> None:
     blank = spacy.blank("en")
     rules = [
         ConTextRule("year", "HISTORICAL", pattern=[{"TEXT": {"REGEX": r"^(\d{1,2}/)?(19|20)\d\d$"}}]),
         ConTextRule("day", "THIS_STAY", pattern=[{"LOWER": {"REGEX": r"^(hd|pod)#?\d{1,2}$"}}]),
         ConTextRule("in year", "HISTORICAL", pattern=[{"LOWER": "in"}, {"TEXT": {"REGEX": r"^\d{4}$"}}]),
         ConTextRule("no", "NEGATED_EXISTENCE"),
+        ConTextRule(
+            "shouted",
+            "POSSIBLE_EXISTENCE",
+            pattern=[{"LOWER": "cannot"}, {"LOWER": "be"}, {"LOWER": "excluded"}],
+        ),
     ]
     full = MedspacyMatcher(blank, prune=False)
     full.add(rules)
     windowed = WindowedMatcher(full, lambda doc: [(0, len(doc))], anchored=False)
     assert len(windowed._token) == 1  # "in year" stays with spaCy's Matcher
-    doc = blank("MI in 2015, CABG 3/2021; no fever on HD4 or POD#2; 1899 and hd123 and 2015x are not dates.")
+    doc = blank(
+        "MI in 2015, CABG 3/2021; no fever on HD4 or POD#2; 1899 and hd123 and 2015x are not dates."
+        " PE CANNOT BE EXCLUDED."
+    )
     found = windowed(doc)
     assert found == sorted(full(doc), key=lambda m: m[1:])
-    assert {doc[s:e].text for _, s, e in found} == {"in 2015", "2015", "3/2021", "no", "HD4", "POD#2"}
+    assert {doc[s:e].text for _, s, e in found} == {
+        "in 2015",
+        "2015",
+        "3/2021",
+        "no",
+        "HD4",
+        "POD#2",
+        "CANNOT BE EXCLUDED",
+    }
     assert windowed(doc, [(0, 3)]) == [m for m in windowed(doc) if m[2] <= 3]
 
 

@@ -350,8 +350,8 @@ class ClinicalContext:
         if "treated" in categories and not this_stay:
             assertions.add("historical")
         # the experiencer cue nearest the mention decides; a patient cue counts only against a family one.
-        # A relative after the mention who opens a clause of their own ("CAD (MI at 48) and mother with
-        # diabetes") speaks of what follows, unless no other cue speaks of the mention.
+        # A relative who is told or tells is no experiencer ("Parents instructed to return for fever");
+        # one who speaks of another mention ("CAD (MI at 48) and mother with diabetes") gives way.
         experiencers = [e for e in experiencers if not _informant(e[2])]
         speaking = [e for e in experiencers if not _opens_clause(e[2], span)] or experiencers
         nearest = min(speaking, key=lambda e: e[0]) if speaking else None
@@ -380,10 +380,9 @@ class ClinicalContext:
             "rule": f"section:{section}",
         }
         default_assertion = default.assertion if default is not None else None
-        if default_assertion == "historical" and (self.chronic(span) or categories & {"current", "ongoing"}):
-            default_assertion = (
-                None  # a chronic condition, or a device still used ("OSA on CPAP"), is present
-            )
+        lasting = bool(categories & {"current", "ongoing"}) or self.chronic(span)
+        if default_assertion == "historical" and lasting:
+            default_assertion = None  # a chronic condition, or a device in use ("OSA on CPAP"), is present
         if any(cue["category"] == "asserted" for cue in cues):
             default_assertion = None  # "you were admitted for X" under Discharge Instructions
         if assertion is None and default_assertion is not None:

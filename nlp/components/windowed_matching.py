@@ -54,7 +54,7 @@ class WindowedMatcher:
         self._anchored = anchored
         self._prune = matcher._prune
         token = matcher._MedspacyMatcher__matcher  # type: ignore[attr-defined]
-        self._token, self._token_regexes, self._words = _split_token_regexes(
+        self._token, self._token_regexes, self._words = _split_rules(
             token, list(matcher.rule_map), token.vocab
         )
         self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
@@ -155,7 +155,7 @@ def _whole(doc: Doc) -> list[tuple[int, int]]:
 TokenRegexes = dict[int, list[TokenRegex]]  # by the attribute they test (ORTH, LOWER)
 
 
-def _split_token_regexes(
+def _split_rules(
     matcher: Matcher, keys: list[str], vocab: Vocab
 ) -> tuple[Matcher, TokenRegexes, PhraseMatcher | None]:
     """A copy of ``matcher`` without the rules that need no ``Matcher``: its one-token regex rules,
