@@ -380,8 +380,7 @@ class ClinicalContext:
             "rule": f"section:{section}",
         }
         default_assertion = default.assertion if default is not None else None
-        lasting = bool(categories & {"current", "ongoing"}) or self.chronic(span)
-        if default_assertion == "historical" and lasting:
+        if default_assertion == "historical" and (categories & {"current", "ongoing"} or self.chronic(span)):
             default_assertion = None  # a chronic condition, or a device in use ("OSA on CPAP"), is present
         if any(cue["category"] == "asserted" for cue in cues):
             default_assertion = None  # "you were admitted for X" under Discharge Instructions
@@ -493,8 +492,9 @@ class _Cue(ConTextModifier):
             scope = (before, after)
         super().__init__(rule, start, end, None, *scope)
         self.sentence = sentence
+        self.labels = _labels(self)
 
-    def limit_scope(self, other: ConTextModifier) -> bool:
+    def limit_scope(self, other: "_Cue") -> bool:  # type: ignore[override]
         """medspaCy's, except that two uncertainty cues cut each other's scope whenever their rules
         may modify a mention of one label, where medspaCy wants the same label lists: in "RLL
         opacity concerning for pneumonia vs. aspiration" (a suspicion about problems, then a "vs"
@@ -507,9 +507,8 @@ class _Cue(ConTextModifier):
         ends = other.direction.upper() == "TERMINATE" or other.category.upper() in self.rule.terminated_by
         if not same and not ends:
             return False
-        mine, theirs = _labels(self), _labels(other)
-        uncertain = self.category == "POSSIBLE_EXISTENCE" and share_a_label(mine, theirs)
-        if same and mine != theirs and not uncertain:
+        uncertain = self.category == "POSSIBLE_EXISTENCE" and share_a_label(self.labels, other.labels)
+        if same and self.labels != other.labels and not uncertain:
             return False
         before = start, end = self.scope_span
         if self.direction.lower() in ("forward", "bidirectional") and other > self:
