@@ -81,9 +81,10 @@ class WindowedMatcher:
             matches += [(m, s, e) for m, s, e in self._phrase(window) if not self._anchored or s == start]
             if self._words is not None:
                 matches += [(m, s, e) for m, s, e in self._words(window) if not self._anchored or s == start]
-        for match_id, i in self._regex_tokens(doc):
-            if any(self._inside(i, w) for w in windows):
-                matches.append((match_id, i, i + 1))
+        if self._token_regexes and windows:
+            for match_id, i in self._regex_tokens(doc, windows):
+                if not self._anchored or any(i == w[0] for w in windows):
+                    matches.append((match_id, i, i + 1))
         if self._regex._patterns:
             matches += [m for m in self._regex(doc) if any(self._inside(m[1], w) for w in windows)]
         if self._avoid is not None:
@@ -106,16 +107,17 @@ class WindowedMatcher:
     def _inside(self, i: int, window: tuple[int, int]) -> bool:
         return i == window[0] if self._anchored else window[0] <= i < window[1]
 
-    def _regex_tokens(self, doc: Doc) -> list[tuple[int, int]]:
-        """``(match id, token index)`` of every token a one-token regex rule matches."""
+    def _regex_tokens(self, doc: Doc, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """``(match id, token index)`` of every token inside ``windows`` a one-token regex rule matches."""
+        inside = np.concatenate([np.arange(start, end) for start, end in windows])
         found: list[tuple[int, int]] = []
         for attr, rules in self._token_regexes.items():
-            values = doc.to_array(attr)
+            values = doc.to_array(attr)[inside]
             words = set(np.unique(values).tolist())
             for rule in rules:
                 hits = rule.matching(words, doc.vocab.strings)
                 if hits:
-                    found += [(rule.match_id, int(i)) for i in np.flatnonzero(np.isin(values, list(hits)))]
+                    found += [(rule.match_id, int(i)) for i in inside[np.isin(values, list(hits))]]
         return found
 
 
