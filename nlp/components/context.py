@@ -29,7 +29,7 @@ from spacy.tokens import Doc, Span
 
 from nlp import resources
 from nlp.components.lexicon import SPAN_GROUP
-from nlp.components.windowed_matching import WindowedMatcher, share_a_label
+from nlp.components.windowed_matching import Labels, WindowedMatcher, share_a_label
 
 CATEGORY_TO_ASSERTION = {
     "NEGATED_EXISTENCE": "absent",
@@ -249,7 +249,7 @@ class ClinicalContext:
         for match_id, start, end in self._matcher(doc, mention_sentences(doc, bounds)):
             rule = self._matcher.rule_map[doc.vocab[match_id].text]
             i = bisect_right(sentences, start) - 1
-            cues[i].append(_Cue(rule, start, end, bounds[i]))
+            cues[i].append(_Cue(rule, start, end, bounds[i], self._matcher.labels[match_id]))
         held: dict[int, list[int]] = defaultdict(list)  # the targets each sentence holds
         for t, target in enumerate(targets):
             i = bisect_right(sentences, target.start) - 1
@@ -293,16 +293,7 @@ class ClinicalContext:
         found = []
         for match_id, start, end in self._matcher.full(doc):
             rule = self._matcher.rule_map[doc.vocab[match_id].text]
-            cue = doc[start:end]
-            found.append(
-                {
-                    "category": rule.category.lower(),
-                    "text": cue.text,
-                    "start": cue.start_char,
-                    "end": cue.end_char,
-                    "rule": (rule.metadata or {}).get("id", rule.literal),
-                }
-            )
+            found.append(_evidence(rule.category, doc[start:end], rule))
         return sorted(found, key=lambda c: (c["start"], c["end"]))
 
     def decide(self, span: Span, modifiers: list["_Cue"], section: str | None) -> None:
@@ -320,13 +311,7 @@ class ClinicalContext:
             category = modifier.category
             if instrument and category == "NEGATED_EXISTENCE" and end <= span.start:
                 continue  # "no vascular injury on CTA": the finding is negated, the CTA was done
-            evidence = {
-                "category": category.lower(),
-                "text": cue.text,
-                "start": cue.start_char,
-                "end": cue.end_char,
-                "rule": (modifier.rule.metadata or {}).get("id", modifier.rule.literal),
-            }
+            evidence = _evidence(category, cue, modifier.rule)
             if category in ("FAMILY", "PATIENT"):
                 experiencers.append((_distance(cue, span), evidence, cue))
                 continue
@@ -335,15 +320,7 @@ class ClinicalContext:
                 assertions.add(CATEGORY_TO_ASSERTION[category])
         if span[0].lower_ in _PAST_WORDS:
             assertions.add("historical")
-            cues.append(
-                {
-                    "category": "historical",
-                    "text": span[0].text,
-                    "start": span[0].idx,
-                    "end": span[0].idx + len(span[0].text),
-                    "rule": "hist.in_mention",
-                }
-            )
+            cues.append(_evidence("historical", span[:1], "hist.in_mention"))
         # a problem treated is over, unless treated in this stay ("UTI on HD4 was treated", a Hospital Course)
         categories = {cue["category"] for cue in cues}
         this_stay = "this_stay" in categories or section in _THIS_STAY_SECTIONS or _presenting(span)
@@ -478,7 +455,9 @@ class _Cue(ConTextModifier):
     sentence on the rule's side of the cue, cut to the rule's ``max_scope`` tokens.
     """
 
-    def __init__(self, rule: ConTextRule, start: int, end: int, sentence: tuple[int, int]) -> None:
+    def __init__(
+        self, rule: ConTextRule, start: int, end: int, sentence: tuple[int, int], labels: Labels
+    ) -> None:
         first, last = sentence
         reach = rule.max_scope
         after = last if reach is None or last - end <= reach else end + reach
@@ -492,7 +471,7 @@ class _Cue(ConTextModifier):
             scope = (before, after)
         super().__init__(rule, start, end, None, *scope)
         self.sentence = sentence
-        self.labels = _labels(self)
+        self.labels = labels  # the mention labels its rule may modify, allowed and excluded
 
     def limit_scope(self, other: "_Cue") -> bool:  # type: ignore[override]
         """medspaCy's, except that two uncertainty cues cut each other's scope whenever their rules
@@ -519,11 +498,16 @@ class _Cue(ConTextModifier):
         return before != (start, end)
 
 
-def _labels(cue: ConTextModifier) -> tuple[frozenset[str] | None, frozenset[str] | None]:
-    return (
-        frozenset(cue.allowed_types) if cue.allowed_types else None,
-        frozenset(cue.excluded_types) if cue.excluded_types else None,
-    )
+def _evidence(category: str, cue: Span, rule: ConTextRule | str) -> dict[str, Any]:
+    """A cue as recorded in ``span._.cues``; ``rule`` is a ConText rule (its id) or a rule id."""
+    rule_id = rule if isinstance(rule, str) else (rule.metadata or {}).get("id", rule.literal)
+    return {
+        "category": category.lower(),
+        "text": cue.text,
+        "start": cue.start_char,
+        "end": cue.end_char,
+        "rule": rule_id,
+    }
 
 
 def _reach_past_terminators(modifier: "_Cue", doc: Doc) -> bool:

@@ -60,7 +60,7 @@ class WindowedMatcher:
         self._phrase = matcher._MedspacyMatcher__phrase_matcher  # type: ignore[attr-defined]
         self._regex = matcher._MedspacyMatcher__regex_matcher  # type: ignore[attr-defined]
         # match id -> the mention labels its rule may modify (none given, as a sectionizer's: any)
-        self._labels: dict[int, Labels] = {
+        self.labels: dict[int, Labels] = {
             get_string_id(rule_id): (
                 frozenset(getattr(rule, "allowed_types", None) or ()) or None,
                 frozenset(getattr(rule, "excluded_types", None) or ()) or None,
@@ -92,7 +92,7 @@ class WindowedMatcher:
             matches = [m for m in matches if avoided.isdisjoint(range(m[1], m[2]))]
         if not self._prune:
             return sorted(matches, key=lambda m: m[1:])
-        return keep_longest(matches, lambda a, b: share_a_label(self._labels[a], self._labels[b]))
+        return keep_longest(matches, lambda a, b: share_a_label(self.labels[a], self.labels[b]))
 
     def everywhere(self) -> "WindowedMatcher | MedspacyMatcher":
         """The same matching without the windows: the whole Doc is one window, whatever windows a
