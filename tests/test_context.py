@@ -186,7 +186,7 @@ def test_a_cue_told_its_sentence_has_medspacys_scope(direction: str, max_scope: 
     sent = list(doc.sents)[1]
     rule = ConTextRule("no", "NEGATED_EXISTENCE", direction=direction, max_scope=max_scope)
     for start in range(sent.start, sent.end - 1):
-        cue = _Cue(rule, start, start + 1, (sent.start, sent.end))
+        cue = _Cue(rule, start, start + 1, (sent.start, sent.end), (None, None))
         assert cue.scope_span == ConTextModifier(rule, start, start + 1, doc).scope_span
 
 
